@@ -1,0 +1,941 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * io_uring backend.
+ *
+ * Connections are direct descriptors: slots of the ring's fixed-file table,
+ * which cost no ordinary fd, so one process can hold far more connections
+ * than RLIMIT_NOFILE by running several rings.  Accepted connections get a
+ * slot picked by the kernel (IORING_FILE_INDEX_ALLOC); outgoing ones get a
+ * slot from a user-space free list, so socket, setsockopt, bind and connect
+ * can be linked into one chain before the socket exists.
+ *
+ * user_data: op (8 bits) | generation (16 bits) | slot or id (32 bits).
+ * Every slot has a generation that is bumped when the slot is released, so a
+ * late completion for an earlier connection in the same slot is recognised
+ * and dropped (after returning its receive buffer).
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <liburing.h>
+
+#include "loop_internal.h"
+
+/* Newer than liburing 2.3's headers; probed at run time. */
+#ifndef IORING_OP_BIND
+#define IORING_OP_BIND 56
+#endif
+#define URING_CMD_SETSOCKOPT 3	/* SOCKET_URING_OP_SETSOCKOPT */
+#ifndef IP_BIND_ADDRESS_NO_PORT
+#define IP_BIND_ADDRESS_NO_PORT 24
+#endif
+
+#define SQ_ENTRIES	512
+#define CQ_ENTRIES	4096
+#define CQE_BATCH	1024
+#define MAX_LISTENERS	16
+#define BUF_GROUP	0
+
+enum uop {
+	UOP_IGNORE = 0,		/* cancels, removals: nothing to do */
+	UOP_ACCEPT,
+	UOP_RECV,
+	UOP_SEND,
+	UOP_CONN_PREP,		/* socket/setsockopt/bind: CQE only on failure */
+	UOP_CONNECT,
+	UOP_CONN_TIMEOUT,
+	UOP_CLOSE,
+	UOP_TIMER,
+	UOP_POLL,
+	UOP_WAKE,
+};
+
+/* Per-slot state: 4 bytes. */
+struct uslot {
+	uint16_t gen;
+	uint8_t inflight;	/* CQEs still owed for this slot */
+	uint8_t flags;
+};
+
+enum {
+	S_OPEN		= 1 << 0,
+	S_RECV		= 1 << 1,	/* multishot recv armed */
+	S_CLOSING	= 1 << 2,	/* loop_close() called */
+	S_CLOSE_SENT	= 1 << 3,	/* close_direct submitted */
+	S_CONNECTING	= 1 << 4,
+	S_CONN_OK	= 1 << 5,
+	S_TIMED_OUT	= 1 << 6,
+	S_SILENT	= 1 << 7,	/* failed connect: release without an event */
+};
+
+struct utimer {
+	struct __kernel_timespec ts;
+	uint16_t gen;
+	bool pending;
+};
+
+struct upoll {
+	int fd;
+	unsigned events;
+	uint16_t gen;
+	bool active;
+};
+
+struct uring_loop {
+	struct loop base;
+	struct io_uring ring;
+	struct uslot *slots;
+
+	/* Outgoing connections (LOOP_F_CONNECT only). */
+	uint32_t *free_slots;
+	uint32_t nr_free;
+	uint32_t *conn_tag;
+	int16_t *conn_err;
+	struct __kernel_timespec conn_ts;
+	unsigned conn_timeout_ms;
+	bool async_bind;	/* IORING_OP_BIND + setsockopt uring_cmd */
+
+	/* Provided buffer ring for receives. */
+	struct io_uring_buf_ring *br;
+	size_t br_size;
+	char *bufs;
+	unsigned buf_count, buf_size, buf_mask;
+
+	struct {
+		int fd;
+		uint32_t tag;
+	} listeners[MAX_LISTENERS];
+	unsigned nr_listeners;
+
+	struct utimer timers[LOOP_MAX_TIMERS];
+	struct upoll polls[LOOP_MAX_POLLS];
+	uint16_t wake_gen;
+	uint64_t wake_buf;
+};
+
+static const int one = 1;
+
+static inline struct uring_loop *to_uring(struct loop *loop)
+{
+	return (struct uring_loop *)loop;
+}
+
+static inline uint64_t ud_make(enum uop op, uint16_t gen, uint32_t idx)
+{
+	return (uint64_t)op << 56 | (uint64_t)gen << 32 | idx;
+}
+
+static inline enum uop ud_op(uint64_t ud)
+{
+	return (enum uop)(ud >> 56);
+}
+
+static inline uint16_t ud_gen(uint64_t ud)
+{
+	return (uint16_t)(ud >> 32);
+}
+
+static inline uint32_t ud_idx(uint64_t ud)
+{
+	return (uint32_t)ud;
+}
+
+/* A full submission queue is normal: submit what is queued and retry. */
+static struct io_uring_sqe *get_sqe(struct uring_loop *u)
+{
+	struct io_uring_sqe *sqe;
+
+	while (!(sqe = io_uring_get_sqe(&u->ring))) {
+		int ret = io_uring_submit(&u->ring);
+
+		if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY)
+			return NULL;
+	}
+	return sqe;
+}
+
+/* Makes room for a chain of n linked SQEs: a link must not span submits. */
+static int reserve_sqes(struct uring_loop *u, unsigned n)
+{
+	while (io_uring_sq_space_left(&u->ring) < n) {
+		int ret = io_uring_submit(&u->ring);
+
+		if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY)
+			return ret;
+	}
+	return 0;
+}
+
+static void buf_recycle(struct uring_loop *u, unsigned bid)
+{
+	io_uring_buf_ring_add(u->br, u->bufs + (size_t)bid * u->buf_size,
+			      u->buf_size, (unsigned short)bid, u->buf_mask, 0);
+	io_uring_buf_ring_advance(u->br, 1);
+}
+
+static int arm_accept(struct uring_loop *u, unsigned idx)
+{
+	struct io_uring_sqe *sqe = get_sqe(u);
+
+	if (!sqe)
+		return -EBUSY;
+	io_uring_prep_multishot_accept_direct(sqe, u->listeners[idx].fd, NULL,
+					      NULL, 0);
+	io_uring_sqe_set_data64(sqe, ud_make(UOP_ACCEPT, 0, idx));
+	return 0;
+}
+
+static int arm_recv(struct uring_loop *u, uint32_t slot)
+{
+	struct uslot *s = &u->slots[slot];
+	struct io_uring_sqe *sqe = get_sqe(u);
+
+	if (!sqe)
+		return -EBUSY;
+	io_uring_prep_recv_multishot(sqe, (int)slot, NULL, 0, 0);
+	sqe->flags |= IOSQE_FIXED_FILE | IOSQE_BUFFER_SELECT;
+	sqe->buf_group = BUF_GROUP;
+	io_uring_sqe_set_data64(sqe, ud_make(UOP_RECV, s->gen, slot));
+	s->flags |= S_RECV;
+	s->inflight++;
+	return 0;
+}
+
+static int arm_wake(struct uring_loop *u)
+{
+	struct io_uring_sqe *sqe = get_sqe(u);
+
+	if (!sqe)
+		return -EBUSY;
+	io_uring_prep_poll_multishot(sqe, u->base.wake_fd, POLLIN);
+	io_uring_sqe_set_data64(sqe, ud_make(UOP_WAKE, u->wake_gen, 0));
+	return 0;
+}
+
+static int arm_poll(struct uring_loop *u, unsigned id)
+{
+	struct upoll *p = &u->polls[id];
+	struct io_uring_sqe *sqe = get_sqe(u);
+
+	if (!sqe)
+		return -EBUSY;
+	io_uring_prep_poll_multishot(sqe, p->fd, p->events);
+	io_uring_sqe_set_data64(sqe, ud_make(UOP_POLL, p->gen, id));
+	return 0;
+}
+
+static void release_slot(struct uring_loop *u, uint32_t slot)
+{
+	struct uslot *s = &u->slots[slot];
+
+	s->gen++;
+	s->flags = 0;
+	s->inflight = 0;
+	if (u->free_slots)
+		u->free_slots[u->nr_free++] = slot;
+}
+
+static void submit_close(struct uring_loop *u, uint32_t slot)
+{
+	struct uslot *s = &u->slots[slot];
+	struct io_uring_sqe *sqe = get_sqe(u);
+
+	if (!sqe)
+		return;
+	io_uring_prep_close_direct(sqe, slot);
+	io_uring_sqe_set_data64(sqe, ud_make(UOP_CLOSE, s->gen, slot));
+	s->flags |= S_CLOSE_SENT;
+	s->inflight++;
+}
+
+/* Called whenever a CQE for a closing slot came in. */
+static inline void maybe_close(struct uring_loop *u, uint32_t slot)
+{
+	struct uslot *s = &u->slots[slot];
+
+	if ((s->flags & (S_CLOSING | S_CLOSE_SENT)) == S_CLOSING &&
+	    !s->inflight)
+		submit_close(u, slot);
+}
+
+static int uring_listen(struct loop *loop, int fd, uint32_t tag)
+{
+	struct uring_loop *u = to_uring(loop);
+	unsigned idx = u->nr_listeners;
+
+	if (u->free_slots)
+		return -EINVAL;	/* slots are managed in user space */
+	if (idx == MAX_LISTENERS)
+		return -ENOSPC;
+	u->listeners[idx].fd = fd;
+	u->listeners[idx].tag = tag;
+	u->nr_listeners++;
+	return arm_accept(u, idx);
+}
+
+/*
+ * Without IORING_OP_BIND (kernels before 6.11) the source address is bound
+ * on an ordinary socket, which then moves into the fixed table.
+ */
+static int sync_bound_socket(struct uring_loop *u, uint32_t slot,
+			     const struct sockaddr *src, socklen_t len)
+{
+	int fd, ret;
+
+	fd = socket(src->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	ret = 0;
+	if (setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one,
+		       sizeof(one)) < 0 || bind(fd, src, len) < 0)
+		ret = -errno;
+	if (!ret) {
+		ret = io_uring_register_files_update(&u->ring, slot, &fd, 1);
+		ret = ret == 1 ? 0 : (ret < 0 ? ret : -EIO);
+	}
+	close(fd);
+	return ret;
+}
+
+static int uring_connect(struct loop *loop, const struct sockaddr *src,
+			 const struct sockaddr *dst, socklen_t len,
+			 unsigned timeout_ms, uint32_t tag)
+{
+	struct uring_loop *u = to_uring(loop);
+	struct io_uring_sqe *sqe;
+	struct uslot *s;
+	uint32_t slot;
+	uint16_t gen;
+	int ret;
+
+	if (!u->free_slots)
+		return -EINVAL;
+	if (!u->nr_free)
+		return -ENFILE;
+	ret = reserve_sqes(u, 5);
+	if (ret < 0)
+		return ret;
+	/* Timeouts are copied at submission; flush before changing ours. */
+	if (timeout_ms && timeout_ms != u->conn_timeout_ms) {
+		io_uring_submit(&u->ring);
+		u->conn_timeout_ms = timeout_ms;
+		u->conn_ts.tv_sec = timeout_ms / 1000;
+		u->conn_ts.tv_nsec = (long long)(timeout_ms % 1000) * 1000000;
+	}
+
+	slot = u->free_slots[--u->nr_free];
+	s = &u->slots[slot];
+	gen = s->gen;
+	s->flags = S_OPEN | S_CONNECTING;
+	s->inflight = 0;
+	u->conn_tag[slot] = tag;
+	u->conn_err[slot] = 0;
+
+	if (src && !u->async_bind) {
+		ret = sync_bound_socket(u, slot, src, len);
+		if (ret < 0) {
+			release_slot(u, slot);
+			return ret;
+		}
+	} else {
+		sqe = io_uring_get_sqe(&u->ring);
+		io_uring_prep_socket_direct(sqe, dst->sa_family, SOCK_STREAM, 0,
+					    slot, 0);
+		sqe->flags |= IOSQE_IO_LINK | IOSQE_CQE_SKIP_SUCCESS;
+		io_uring_sqe_set_data64(sqe, ud_make(UOP_CONN_PREP, gen, slot));
+	}
+	if (src && u->async_bind) {
+		uint32_t *level_name;
+
+		sqe = io_uring_get_sqe(&u->ring);
+		io_uring_prep_rw(IORING_OP_URING_CMD, sqe, (int)slot, NULL, 0, 0);
+		sqe->flags = IOSQE_FIXED_FILE | IOSQE_IO_LINK |
+			     IOSQE_CQE_SKIP_SUCCESS;
+		sqe->cmd_op = URING_CMD_SETSOCKOPT;
+		level_name = (uint32_t *)&sqe->addr;
+		level_name[0] = IPPROTO_IP;
+		level_name[1] = IP_BIND_ADDRESS_NO_PORT;
+		sqe->addr3 = (uint64_t)(uintptr_t)&one;
+		sqe->file_index = sizeof(one);	/* optlen */
+		io_uring_sqe_set_data64(sqe, ud_make(UOP_CONN_PREP, gen, slot));
+
+		sqe = io_uring_get_sqe(&u->ring);
+		io_uring_prep_rw(IORING_OP_BIND, sqe, (int)slot, src, 0, len);
+		sqe->flags = IOSQE_FIXED_FILE | IOSQE_IO_LINK |
+			     IOSQE_CQE_SKIP_SUCCESS;
+		io_uring_sqe_set_data64(sqe, ud_make(UOP_CONN_PREP, gen, slot));
+	}
+
+	sqe = io_uring_get_sqe(&u->ring);
+	io_uring_prep_connect(sqe, (int)slot, dst, len);
+	sqe->flags |= IOSQE_FIXED_FILE;
+	io_uring_sqe_set_data64(sqe, ud_make(UOP_CONNECT, gen, slot));
+	s->inflight++;
+	if (timeout_ms) {
+		sqe->flags |= IOSQE_IO_LINK;
+		sqe = io_uring_get_sqe(&u->ring);
+		io_uring_prep_link_timeout(sqe, &u->conn_ts, 0);
+		io_uring_sqe_set_data64(sqe, ud_make(UOP_CONN_TIMEOUT, gen, slot));
+		s->inflight++;
+	}
+	return (int)slot;
+}
+
+static int uring_recv_start(struct loop *loop, uint32_t slot)
+{
+	struct uring_loop *u = to_uring(loop);
+	struct uslot *s = &u->slots[slot];
+
+	if ((s->flags & (S_OPEN | S_CLOSING | S_CONNECTING)) != S_OPEN)
+		return -EBADF;
+	if (s->flags & S_RECV)
+		return -EALREADY;
+	return arm_recv(u, slot);
+}
+
+static int uring_send(struct loop *loop, uint32_t slot, const void *buf,
+		      size_t len)
+{
+	struct uring_loop *u = to_uring(loop);
+	struct uslot *s = &u->slots[slot];
+	struct io_uring_sqe *sqe;
+
+	if ((s->flags & (S_OPEN | S_CLOSING | S_CONNECTING)) != S_OPEN)
+		return -EBADF;
+	if (s->inflight == UINT8_MAX)
+		return -EAGAIN;
+	sqe = get_sqe(u);
+	if (!sqe)
+		return -EBUSY;
+	io_uring_prep_send(sqe, (int)slot, buf, len, MSG_NOSIGNAL);
+	sqe->flags |= IOSQE_FIXED_FILE;
+	io_uring_sqe_set_data64(sqe, ud_make(UOP_SEND, s->gen, slot));
+	s->inflight++;
+	return 0;
+}
+
+static int uring_close(struct loop *loop, uint32_t slot)
+{
+	struct uring_loop *u = to_uring(loop);
+	struct uslot *s = &u->slots[slot];
+
+	if (!(s->flags & S_OPEN))
+		return -EBADF;
+	if (s->flags & S_CLOSING)
+		return -EALREADY;
+	s->flags |= S_CLOSING;
+	if (s->inflight) {
+		/* Everything still pending on this descriptor: the armed recv,
+		 * sends, a connect in progress.  Their CQEs drive the close. */
+		struct io_uring_sqe *sqe = get_sqe(u);
+
+		if (!sqe)
+			return -EBUSY;
+		io_uring_prep_cancel_fd(sqe, (int)slot,
+					IORING_ASYNC_CANCEL_ALL |
+					IORING_ASYNC_CANCEL_FD_FIXED);
+		sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+		io_uring_sqe_set_data64(sqe, ud_make(UOP_IGNORE, 0, 0));
+	}
+	maybe_close(u, slot);
+	return 0;
+}
+
+static int timer_remove(struct uring_loop *u, unsigned id)
+{
+	struct utimer *t = &u->timers[id];
+	struct io_uring_sqe *sqe;
+
+	if (!t->pending)
+		return 0;
+	sqe = get_sqe(u);
+	if (!sqe)
+		return -EBUSY;
+	io_uring_prep_timeout_remove(sqe, ud_make(UOP_TIMER, t->gen, id), 0);
+	sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+	io_uring_sqe_set_data64(sqe, ud_make(UOP_IGNORE, 0, 0));
+	t->pending = false;
+	t->gen++;
+	return 0;
+}
+
+static int uring_timer(struct loop *loop, unsigned id, uint64_t ms)
+{
+	struct uring_loop *u = to_uring(loop);
+	struct utimer *t = &u->timers[id];
+	struct io_uring_sqe *sqe;
+	int ret;
+
+	ret = timer_remove(u, id);
+	if (ret < 0)
+		return ret;
+	t->gen++;
+	t->ts.tv_sec = (long long)(ms / 1000);
+	t->ts.tv_nsec = (long long)(ms % 1000) * 1000000;
+	sqe = get_sqe(u);
+	if (!sqe)
+		return -EBUSY;
+	io_uring_prep_timeout(sqe, &t->ts, 0, 0);
+	io_uring_sqe_set_data64(sqe, ud_make(UOP_TIMER, t->gen, id));
+	t->pending = true;
+	/* The timespec is read at submission: submit now, so that re-arming
+	 * the same timer before the next submit cannot change it underneath. */
+	io_uring_submit(&u->ring);
+	return 0;
+}
+
+static int uring_timer_cancel(struct loop *loop, unsigned id)
+{
+	return timer_remove(to_uring(loop), id);
+}
+
+static int uring_poll(struct loop *loop, unsigned id, int fd, unsigned events)
+{
+	struct uring_loop *u = to_uring(loop);
+	struct upoll *p = &u->polls[id];
+	int ret;
+
+	if (p->active) {
+		ret = loop->ops->poll_cancel(loop, id);
+		if (ret < 0)
+			return ret;
+	}
+	p->fd = fd;
+	p->events = events;
+	p->active = true;
+	return arm_poll(u, id);
+}
+
+static int uring_poll_cancel(struct loop *loop, unsigned id)
+{
+	struct uring_loop *u = to_uring(loop);
+	struct upoll *p = &u->polls[id];
+	struct io_uring_sqe *sqe;
+
+	if (!p->active)
+		return 0;
+	sqe = get_sqe(u);
+	if (!sqe)
+		return -EBUSY;
+	io_uring_prep_poll_remove(sqe, ud_make(UOP_POLL, p->gen, id));
+	sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+	io_uring_sqe_set_data64(sqe, ud_make(UOP_IGNORE, 0, 0));
+	p->active = false;
+	p->gen++;
+	return 0;
+}
+
+static void finish_connect(struct uring_loop *u, uint32_t slot)
+{
+	struct uslot *s = &u->slots[slot];
+	int res;
+
+	s->flags &= (uint8_t)~S_CONNECTING;
+	if (s->flags & S_CLOSING) {
+		maybe_close(u, slot);
+		return;
+	}
+	if (s->flags & S_CONN_OK) {
+		loop_emit(&u->base, LOOP_EV_CONNECT, slot, u->conn_tag[slot], 0,
+			  NULL);
+		return;
+	}
+	res = u->conn_err[slot] ? -u->conn_err[slot] :
+	      (s->flags & S_TIMED_OUT) ? -ETIMEDOUT : -ECANCELED;
+	/* The program never owned this slot: release it quietly, after the
+	 * socket (if the chain got that far) is out of the table. */
+	s->flags |= S_CLOSING | S_SILENT;
+	submit_close(u, slot);
+	loop_emit(&u->base, LOOP_EV_CONNECT, slot, u->conn_tag[slot], res, NULL);
+}
+
+static void handle_recv(struct uring_loop *u, const struct io_uring_cqe *cqe,
+			uint32_t slot, bool stale)
+{
+	struct uslot *s = &u->slots[slot];
+	bool more = cqe->flags & IORING_CQE_F_MORE;
+	const void *data = NULL;
+	unsigned bid = 0;
+	bool has_buf = cqe->flags & IORING_CQE_F_BUFFER;
+
+	if (has_buf) {
+		bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+		data = u->bufs + (size_t)bid * u->buf_size;
+	}
+	if (stale) {
+		if (has_buf)
+			buf_recycle(u, bid);
+		return;
+	}
+	if (!more) {
+		s->flags &= (uint8_t)~S_RECV;
+		s->inflight--;
+	}
+	if (s->flags & S_CLOSING) {
+		if (has_buf)
+			buf_recycle(u, bid);
+		maybe_close(u, slot);
+		return;
+	}
+	if (cqe->res == -ENOBUFS) {
+		/* Back-pressure: every buffer is in use.  They come back as
+		 * the completions ahead of us are handled; try again. */
+		if (!more)
+			arm_recv(u, slot);
+		return;
+	}
+	loop_emit(&u->base, LOOP_EV_RECV, slot, 0, cqe->res, data);
+	if (has_buf)
+		buf_recycle(u, bid);
+	/* Re-arm a multishot recv the kernel ended while the stream is fine. */
+	if (!more && cqe->res > 0 &&
+	    (s->flags & (S_OPEN | S_CLOSING | S_RECV)) == S_OPEN)
+		arm_recv(u, slot);
+}
+
+static void handle_cqe(struct uring_loop *u, const struct io_uring_cqe *cqe)
+{
+	uint64_t ud = cqe->user_data;
+	uint32_t idx = ud_idx(ud);
+	bool more = cqe->flags & IORING_CQE_F_MORE;
+	struct uslot *s;
+	bool stale;
+
+	switch (ud_op(ud)) {
+	case UOP_IGNORE:
+		return;
+	case UOP_ACCEPT:
+		if (cqe->res >= 0) {
+			uint32_t slot = (uint32_t)cqe->res;
+
+			s = &u->slots[slot];
+			s->flags = S_OPEN;
+			s->inflight = 0;
+		}
+		if (!more && !u->base.stop)
+			arm_accept(u, idx);
+		loop_emit(&u->base, LOOP_EV_ACCEPT,
+			  cqe->res >= 0 ? (uint32_t)cqe->res : UINT32_MAX,
+			  u->listeners[idx].tag, cqe->res, NULL);
+		return;
+	case UOP_TIMER: {
+		struct utimer *t = &u->timers[idx];
+
+		if (ud_gen(ud) != t->gen || !t->pending)
+			return;
+		t->pending = false;
+		if (cqe->res == -ETIME)
+			loop_emit(&u->base, LOOP_EV_TIMER, 0, idx, 0, NULL);
+		return;
+	}
+	case UOP_POLL: {
+		struct upoll *p = &u->polls[idx];
+
+		if (ud_gen(ud) != p->gen || !p->active)
+			return;
+		if (!more && cqe->res != -ECANCELED)
+			arm_poll(u, idx);
+		loop_emit(&u->base, LOOP_EV_POLL, 0, idx, cqe->res, NULL);
+		return;
+	}
+	case UOP_WAKE: {
+		uint64_t v;
+
+		if (read(u->base.wake_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+			return;
+		if (!more)
+			arm_wake(u);
+		loop_emit(&u->base, LOOP_EV_WAKE, 0, 0, 0, NULL);
+		return;
+	}
+	default:
+		break;
+	}
+
+	/* Everything below belongs to a connection slot. */
+	if (idx >= u->base.capacity)
+		return;
+	s = &u->slots[idx];
+	stale = ud_gen(ud) != s->gen || !(s->flags & S_OPEN);
+
+	switch (ud_op(ud)) {
+	case UOP_RECV:
+		handle_recv(u, cqe, idx, stale);
+		return;
+	case UOP_SEND:
+		if (stale)
+			return;
+		s->inflight--;
+		if (s->flags & S_CLOSING)
+			maybe_close(u, idx);
+		else
+			loop_emit(&u->base, LOOP_EV_SEND, idx, 0, cqe->res, NULL);
+		return;
+	case UOP_CONN_PREP:
+		/* socket, setsockopt or bind failed; connect is cancelled. */
+		if (!stale && !u->conn_err[idx])
+			u->conn_err[idx] = (int16_t)-cqe->res;
+		return;
+	case UOP_CONNECT:
+		if (stale)
+			return;
+		s->inflight--;
+		if (cqe->res == 0)
+			s->flags |= S_CONN_OK;
+		else if (cqe->res != -ECANCELED && !u->conn_err[idx])
+			u->conn_err[idx] = (int16_t)-cqe->res;
+		if (!s->inflight)
+			finish_connect(u, idx);
+		return;
+	case UOP_CONN_TIMEOUT:
+		if (stale)
+			return;
+		s->inflight--;
+		if (cqe->res == -ETIME)
+			s->flags |= S_TIMED_OUT;
+		if (!s->inflight)
+			finish_connect(u, idx);
+		return;
+	case UOP_CLOSE: {
+		bool silent;
+
+		if (stale)
+			return;
+		silent = s->flags & S_SILENT;
+		release_slot(u, idx);
+		if (!silent)
+			loop_emit(&u->base, LOOP_EV_CLOSED, idx, 0, cqe->res, NULL);
+		return;
+	}
+	default:
+		return;
+	}
+}
+
+static int uring_run(struct loop *loop)
+{
+	struct uring_loop *u = to_uring(loop);
+
+	while (!loop->stop) {
+		struct io_uring_cqe *cqe;
+		unsigned head, n = 0;
+		int ret;
+
+		ret = io_uring_submit_and_wait(&u->ring, 1);
+		if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY &&
+		    ret != -ETIME)
+			return ret;
+		io_uring_for_each_cqe(&u->ring, head, cqe) {
+			handle_cqe(u, cqe);
+			if (++n == CQE_BATCH)
+				break;
+		}
+		io_uring_cq_advance(&u->ring, n);
+	}
+	io_uring_submit(&u->ring);
+	return 0;
+}
+
+static void uring_free(struct loop *loop)
+{
+	struct uring_loop *u = to_uring(loop);
+
+	io_uring_queue_exit(&u->ring);
+	if (u->br)
+		munmap(u->br, u->br_size);
+	free(u->bufs);
+	free(u->slots);
+	free(u->free_slots);
+	free(u->conn_tag);
+	free(u->conn_err);
+	if (u->base.wake_fd >= 0)
+		close(u->base.wake_fd);
+	free(u);
+}
+
+static const struct loop_ops uring_ops = {
+	.listen = uring_listen,
+	.connect = uring_connect,
+	.recv_start = uring_recv_start,
+	.send = uring_send,
+	.close = uring_close,
+	.timer = uring_timer,
+	.timer_cancel = uring_timer_cancel,
+	.poll = uring_poll,
+	.poll_cancel = uring_poll_cancel,
+	.run = uring_run,
+	.free = uring_free,
+};
+
+/* Newest setup flags first; -EINVAL means this kernel lacks one of them. */
+static int ring_init(struct io_uring *ring, const char **mode)
+{
+	static const struct {
+		unsigned flags;
+		const char *name;
+	} tries[] = {
+		{ IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
+		  "single-issuer,defer-taskrun" },
+		{ IORING_SETUP_COOP_TASKRUN, "coop-taskrun" },
+		{ 0, "plain" },
+	};
+	int ret = -EINVAL;
+	size_t i;
+
+	for (i = 0; i < sizeof(tries) / sizeof(tries[0]); i++) {
+		struct io_uring_params p = {
+			.flags = tries[i].flags | IORING_SETUP_CQSIZE |
+				 IORING_SETUP_SUBMIT_ALL,
+			.cq_entries = CQ_ENTRIES,
+		};
+
+		ret = io_uring_queue_init_params(SQ_ENTRIES, ring, &p);
+		if (ret != -EINVAL)
+			break;
+	}
+	if (!ret)
+		*mode = tries[i].name;
+	return ret;
+}
+
+static int setup_buf_ring(struct uring_loop *u)
+{
+	struct io_uring_buf_reg reg = { 0 };
+	int ret;
+
+	u->br_size = u->buf_count * sizeof(struct io_uring_buf);
+	u->br = mmap(NULL, u->br_size, PROT_READ | PROT_WRITE,
+		     MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+	if (u->br == MAP_FAILED) {
+		u->br = NULL;
+		return -errno;
+	}
+	u->bufs = aligned_alloc(64, (size_t)u->buf_count * u->buf_size);
+	if (!u->bufs)
+		return -ENOMEM;
+	/* Touch the buffers now: they are the fixed per-shard cost, not a
+	 * per-connection one. */
+	memset(u->bufs, 0, (size_t)u->buf_count * u->buf_size);
+	reg.ring_addr = (uint64_t)(uintptr_t)u->br;
+	reg.ring_entries = u->buf_count;
+	reg.bgid = BUF_GROUP;
+	ret = io_uring_register_buf_ring(&u->ring, &reg, 0);
+	if (ret < 0)
+		return ret;
+	io_uring_buf_ring_init(u->br);
+	u->buf_mask = (unsigned)io_uring_buf_ring_mask(u->buf_count);
+	for (unsigned i = 0; i < u->buf_count; i++)
+		io_uring_buf_ring_add(u->br, u->bufs + (size_t)i * u->buf_size,
+				      u->buf_size, (unsigned short)i, u->buf_mask,
+				      (int)i);
+	io_uring_buf_ring_advance(u->br, (int)u->buf_count);
+	return 0;
+}
+
+static bool probe_async_bind(struct io_uring *ring)
+{
+	struct io_uring_probe *probe = io_uring_get_probe_ring(ring);
+	bool ok;
+
+	if (!probe)
+		return false;
+	ok = probe->last_op >= IORING_OP_BIND &&
+	     io_uring_opcode_supported(probe, IORING_OP_BIND) &&
+	     io_uring_opcode_supported(probe, IORING_OP_URING_CMD);
+	io_uring_free_probe(probe);
+	return ok;
+}
+
+struct loop *loop_uring_new(const struct loop_config *cfg, int *err,
+			    const char **why)
+{
+	struct uring_loop *u;
+	const char *mode = "";
+	int ret;
+
+	u = calloc(1, sizeof(*u));
+	if (!u) {
+		*err = -ENOMEM;
+		*why = "allocating the loop";
+		return NULL;
+	}
+	u->base.ops = &uring_ops;
+	u->base.backend = LOOP_BACKEND_URING;
+	u->base.wake_fd = -1;
+
+	ret = ring_init(&u->ring, &mode);
+	if (ret < 0) {
+		free(u);
+		*err = ret;
+		*why = "io_uring_setup";
+		return NULL;
+	}
+	u->base.capacity = cfg->capacity ? cfg->capacity
+					 : loop_default_capacity();
+	u->buf_count = cfg->buf_count ? cfg->buf_count : 256;
+	u->buf_size = cfg->buf_size ? cfg->buf_size : 2048;
+	if (u->buf_count & (u->buf_count - 1) || u->buf_count > 32768) {
+		ret = -EINVAL;
+		*why = "buffer count (must be a power of two up to 32768)";
+		goto fail;
+	}
+	ret = io_uring_register_files_sparse(&u->ring, u->base.capacity);
+	if (ret < 0) {
+		*why = "registering the fixed-file table";
+		goto fail;
+	}
+	u->slots = calloc(u->base.capacity, sizeof(*u->slots));
+	if (!u->slots) {
+		ret = -ENOMEM;
+		*why = "allocating slots";
+		goto fail;
+	}
+	if (cfg->flags & LOOP_F_CONNECT) {
+		u->free_slots = malloc(u->base.capacity * sizeof(uint32_t));
+		u->conn_tag = malloc(u->base.capacity * sizeof(uint32_t));
+		u->conn_err = calloc(u->base.capacity, sizeof(int16_t));
+		if (!u->free_slots || !u->conn_tag || !u->conn_err) {
+			ret = -ENOMEM;
+			*why = "allocating slots";
+			goto fail;
+		}
+		/* Lowest slots on top of the stack, handed out first. */
+		for (uint32_t i = 0; i < u->base.capacity; i++)
+			u->free_slots[i] = u->base.capacity - 1 - i;
+		u->nr_free = u->base.capacity;
+		u->async_bind = probe_async_bind(&u->ring);
+	}
+	ret = setup_buf_ring(u);
+	if (ret < 0) {
+		*why = "registering the provided buffer ring";
+		goto fail;
+	}
+	u->base.wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (u->base.wake_fd < 0) {
+		ret = -errno;
+		*why = "eventfd";
+		goto fail;
+	}
+	ret = arm_wake(u);
+	if (ret < 0) {
+		*why = "arming the wake-up poll";
+		goto fail;
+	}
+	snprintf(u->base.features, sizeof(u->base.features),
+		 "%s, %u direct descriptors, %u x %u B recv buffers%s", mode,
+		 u->base.capacity, u->buf_count, u->buf_size,
+		 (cfg->flags & LOOP_F_CONNECT) ?
+		 (u->async_bind ? ", async bind" : ", sync bind") : "");
+	return &u->base;
+fail:
+	*err = ret;
+	uring_free(&u->base);
+	return NULL;
+}

@@ -1,0 +1,693 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tcp-server: accepts and holds idle TCP connections.
+ *
+ * Each shard is a thread with its own loop and its own SO_REUSEPORT listener
+ * per address, so the kernel spreads new connections over the shards.  With
+ * io_uring a shard holds up to one fixed-file table of connections (the soft
+ * RLIMIT_NOFILE, 20000 on a default Debian machine) without spending
+ * ordinary descriptors; more connections, more shards.
+ *
+ * Per connection the server keeps three bytes: a state and the second it
+ * last heard from the peer.  Silent connections are found by a sweep that
+ * looks at a slice of the slots every second, covering all of them once per
+ * sweep period, so no tick walks the whole table.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "config.h"
+#include "log.h"
+#include "loop.h"
+#include "net.h"
+#include "proc.h"
+#include "report.h"
+#include "server.h"
+#include "shard.h"
+
+#define LISTEN_BACKLOG		65535
+#define TICK_MS			1000
+#define SWEEP_MAX_TICKS		10
+#define ERRNO_SLOTS		256
+
+/* Control loop ids. */
+enum {
+	CTL_POLL_SIGNAL = 0,
+	CTL_POLL_REPORTER = 1,	/* .. +REPORTER_POLLS */
+	REPORTER_POLLS = 16,
+	CTL_TIMER_TICK = 0,
+	CTL_TIMER_REPORTER = 1,
+};
+
+enum slot_state {
+	SLOT_FREE = 0,
+	SLOT_OPEN,
+	SLOT_CLOSING,		/* we closed it (idle, peer gone, shutdown) */
+	SLOT_REFUSED,		/* accepted over --max-connections, being closed */
+};
+
+/* Written by one shard thread, read by the main thread. */
+struct shard_stats {
+	_Atomic uint64_t conns;
+	_Atomic uint64_t accepted;
+	_Atomic uint64_t refused_full;
+	_Atomic uint64_t refused_max;
+	_Atomic uint64_t closed_idle;
+	_Atomic uint64_t closed_peer;
+	_Atomic uint64_t closed_error;
+	_Atomic uint64_t messages;
+	_Atomic uint64_t bytes;
+	_Atomic uint64_t accept_errors;
+	_Atomic int last_accept_error;
+};
+
+struct server;
+
+struct server_shard {
+	struct server *srv;
+	unsigned id;
+	pthread_t thread;
+	struct loop *loop;
+	int *listen_fds;
+	uint8_t *state;
+	uint16_t *last_seen;
+	unsigned capacity;
+	uint16_t now_s;
+	unsigned sweep_pos;
+	unsigned sweep_chunk;
+	struct shard_stats stats;
+	int start_err;
+	const char *start_why;
+};
+
+struct server {
+	struct server_config cfg;
+	enum loop_backend backend;
+	unsigned nr_shards;
+	unsigned capacity;	/* slots per shard */
+	struct server_shard *shards;
+	_Atomic int64_t total;	/* connections held, all shards */
+	_Atomic int stopping;
+	time_t start_time;
+
+	struct loop *ctl;
+	int sig_fd;
+	struct reporter *reporter;
+	struct log_ratelimit report_rl;
+	uint64_t last_report_ms;
+	uint64_t reported_conns;
+	uint64_t logged_conns;
+	uint64_t last_accepted, last_closed;
+	bool warned_full, warned_max;
+	int exit_code;
+
+	pthread_mutex_t start_lock;
+	pthread_cond_t start_cond;
+	unsigned started;
+};
+
+#define STAT_INC(s, f) atomic_store_explicit(&(s)->f, \
+	atomic_load_explicit(&(s)->f, memory_order_relaxed) + 1, memory_order_relaxed)
+#define STAT_ADD(s, f, n) atomic_store_explicit(&(s)->f, \
+	atomic_load_explicit(&(s)->f, memory_order_relaxed) + (n), memory_order_relaxed)
+#define STAT_DEC(s, f) atomic_store_explicit(&(s)->f, \
+	atomic_load_explicit(&(s)->f, memory_order_relaxed) - 1, memory_order_relaxed)
+#define STAT_GET(s, f) atomic_load_explicit(&(s)->f, memory_order_relaxed)
+
+/*
+ * Seconds on the monotonic clock, wrapping at 2^16 (18 hours, far beyond the
+ * longest idle timeout).  Read per event: it is a vDSO call, ~20 ns.
+ */
+static inline uint16_t now_s(void)
+{
+	return (uint16_t)(loop_now_ms() / 1000);
+}
+
+static void shard_close(struct server_shard *sh, uint32_t slot)
+{
+	sh->state[slot] = SLOT_CLOSING;
+	loop_close(sh->loop, slot);
+}
+
+static void on_accept(struct server_shard *sh, const struct loop_event *ev)
+{
+	struct server *srv = sh->srv;
+
+	if (ev->res < 0) {
+		if (ev->res == -ENFILE || ev->res == -EMFILE) {
+			STAT_INC(&sh->stats, refused_full);
+		} else {
+			STAT_INC(&sh->stats, accept_errors);
+			atomic_store_explicit(&sh->stats.last_accept_error,
+					      -ev->res, memory_order_relaxed);
+		}
+		return;
+	}
+	if (atomic_fetch_add_explicit(&srv->total, 1, memory_order_relaxed) >=
+	    (int64_t)srv->cfg.max_connections || atomic_load(&srv->stopping)) {
+		atomic_fetch_sub_explicit(&srv->total, 1, memory_order_relaxed);
+		STAT_INC(&sh->stats, refused_max);
+		sh->state[ev->slot] = SLOT_REFUSED;
+		loop_close(sh->loop, ev->slot);
+		return;
+	}
+	sh->state[ev->slot] = SLOT_OPEN;
+	sh->last_seen[ev->slot] = now_s();
+	STAT_INC(&sh->stats, accepted);
+	STAT_INC(&sh->stats, conns);
+	if (loop_recv_start(sh->loop, ev->slot) < 0)
+		shard_close(sh, ev->slot);
+}
+
+static void on_recv(struct server_shard *sh, const struct loop_event *ev)
+{
+	if (sh->state[ev->slot] != SLOT_OPEN)
+		return;
+	if (ev->res > 0) {
+		/* Keepalive bytes are counted and thrown away. */
+		sh->last_seen[ev->slot] = now_s();
+		STAT_INC(&sh->stats, messages);
+		STAT_ADD(&sh->stats, bytes, (uint64_t)ev->res);
+		return;
+	}
+	if (ev->res == 0)
+		STAT_INC(&sh->stats, closed_peer);
+	else
+		STAT_INC(&sh->stats, closed_error);
+	shard_close(sh, ev->slot);
+}
+
+static void on_closed(struct server_shard *sh, const struct loop_event *ev)
+{
+	if (sh->state[ev->slot] != SLOT_REFUSED) {
+		STAT_DEC(&sh->stats, conns);
+		atomic_fetch_sub_explicit(&sh->srv->total, 1, memory_order_relaxed);
+	}
+	sh->state[ev->slot] = SLOT_FREE;
+}
+
+/* Looks at the next slice of slots for connections silent too long. */
+static void sweep_idle(struct server_shard *sh)
+{
+	unsigned timeout = sh->srv->cfg.idle_timeout_s;
+	unsigned end;
+
+	if (!timeout)
+		return;
+	end = sh->sweep_pos + sh->sweep_chunk;
+	if (end > sh->capacity)
+		end = sh->capacity;
+	/* Whole seconds on both sides: "more than timeout" makes sure a
+	 * connection has really been silent for the full timeout. */
+	for (unsigned slot = sh->sweep_pos; slot < end; slot++) {
+		if (sh->state[slot] == SLOT_OPEN &&
+		    (uint16_t)(sh->now_s - sh->last_seen[slot]) > timeout) {
+			STAT_INC(&sh->stats, closed_idle);
+			shard_close(sh, slot);
+		}
+	}
+	sh->sweep_pos = end == sh->capacity ? 0 : end;
+}
+
+static void shard_cb(struct loop *loop, const struct loop_event *ev, void *arg)
+{
+	struct server_shard *sh = arg;
+
+	switch (ev->type) {
+	case LOOP_EV_ACCEPT:
+		on_accept(sh, ev);
+		break;
+	case LOOP_EV_RECV:
+		on_recv(sh, ev);
+		break;
+	case LOOP_EV_CLOSED:
+		on_closed(sh, ev);
+		break;
+	case LOOP_EV_TIMER:
+		sh->now_s = now_s();
+		sweep_idle(sh);
+		loop_timer(loop, 0, TICK_MS);
+		break;
+	case LOOP_EV_WAKE:
+		if (atomic_load(&sh->srv->stopping))
+			loop_stop(loop);
+		break;
+	default:
+		break;
+	}
+}
+
+static void shard_started(struct server_shard *sh, int err, const char *why)
+{
+	struct server *srv = sh->srv;
+
+	pthread_mutex_lock(&srv->start_lock);
+	sh->start_err = err;
+	sh->start_why = why;
+	srv->started++;
+	pthread_cond_signal(&srv->start_cond);
+	pthread_mutex_unlock(&srv->start_lock);
+}
+
+static void *shard_main(void *arg)
+{
+	struct server_shard *sh = arg;
+	struct server *srv = sh->srv;
+	struct loop_config lc = {
+		.backend = srv->backend,
+		.capacity = srv->capacity,
+		.buf_count = 64,	/* keepalives are a byte; a few suffice */
+		.buf_size = 512,
+	};
+	const char *why = NULL;
+	unsigned sweep_ticks;
+	int err = 0;
+
+	sh->loop = loop_new(&lc, shard_cb, sh, &err, &why);
+	if (!sh->loop) {
+		shard_started(sh, err, why);
+		return NULL;
+	}
+	sh->capacity = loop_capacity(sh->loop);
+	sh->state = calloc(sh->capacity, sizeof(*sh->state));
+	sh->last_seen = calloc(sh->capacity, sizeof(*sh->last_seen));
+	if (!sh->state || !sh->last_seen) {
+		err = -ENOMEM;
+		why = "allocating connection state";
+		goto fail;
+	}
+	/* Every slot is looked at once per sweep period: the idle timeout
+	 * over four, at most ten seconds; a connection silent for the timeout
+	 * is closed within one period after it. */
+	sweep_ticks = srv->cfg.idle_timeout_s / 4;
+	if (sweep_ticks < 1)
+		sweep_ticks = 1;
+	if (sweep_ticks > SWEEP_MAX_TICKS)
+		sweep_ticks = SWEEP_MAX_TICKS;
+	sh->sweep_chunk = (sh->capacity + sweep_ticks - 1) / sweep_ticks;
+	sh->now_s = now_s();
+
+	for (unsigned i = 0; i < srv->cfg.nr_listen; i++) {
+		err = loop_listen(sh->loop, sh->listen_fds[i], i);
+		if (err < 0) {
+			why = "arming accept";
+			goto fail;
+		}
+	}
+	err = loop_timer(sh->loop, 0, TICK_MS);
+	if (err < 0) {
+		why = "arming the tick timer";
+		goto fail;
+	}
+	shard_started(sh, 0, NULL);
+	err = loop_run(sh->loop);
+	if (err < 0)
+		log_error("shard %u: event loop failed: %s", sh->id, strerror(-err));
+	/* Freeing the loop closes every connection it still holds. */
+	loop_free(sh->loop);
+	sh->loop = NULL;
+	return NULL;
+fail:
+	loop_free(sh->loop);
+	sh->loop = NULL;
+	shard_started(sh, err, why);
+	return NULL;
+}
+
+static uint64_t sum_stat(struct server *srv, size_t offset)
+{
+	uint64_t total = 0;
+
+	for (unsigned i = 0; i < srv->nr_shards; i++)
+		total += atomic_load_explicit((_Atomic uint64_t *)
+			((char *)&srv->shards[i].stats + offset),
+			memory_order_relaxed);
+	return total;
+}
+
+#define SUM(srv, field) sum_stat(srv, offsetof(struct shard_stats, field))
+
+static void report_done(void *arg, const struct report_result *res)
+{
+	struct server *srv = arg;
+	uint64_t suppressed = 0;
+
+	if (res->ok || !log_ratelimit_ok(&srv->report_rl, &suppressed))
+		return;
+	if (res->http_status)
+		log_warn("report to %s answered HTTP %ld (%" PRIu64 " more failures not shown)",
+			 srv->cfg.report_url, res->http_status, suppressed);
+	else
+		log_warn("report to %s failed: %s (%" PRIu64 " more failures not shown)",
+			 srv->cfg.report_url, res->error ? res->error : "unknown error",
+			 suppressed);
+}
+
+static void send_report(struct server *srv, uint64_t conns)
+{
+	json_t *doc, *failures, *drops;
+	char *body;
+
+	doc = (json_t *)report_doc_new("server", srv->cfg.name,
+				       loop_backend_name(srv->backend),
+				       srv->start_time);
+	if (!doc)
+		return;
+	failures = json_object();
+	json_object_set_new(failures, "table_full",
+			    json_integer((json_int_t)SUM(srv, refused_full)));
+	json_object_set_new(failures, "max_connections",
+			    json_integer((json_int_t)SUM(srv, refused_max)));
+	json_object_set_new(failures, "accept_error",
+			    json_integer((json_int_t)SUM(srv, accept_errors)));
+	drops = json_object();
+	json_object_set_new(drops, "idle", json_integer((json_int_t)SUM(srv, closed_idle)));
+	json_object_set_new(drops, "peer_closed", json_integer((json_int_t)SUM(srv, closed_peer)));
+	json_object_set_new(drops, "error", json_integer((json_int_t)SUM(srv, closed_error)));
+	json_object_set_new(doc, "connections", json_integer((json_int_t)conns));
+	json_object_set_new(doc, "clients", json_integer((json_int_t)conns));
+	json_object_set_new(doc, "keepalives", json_integer((json_int_t)SUM(srv, messages)));
+	json_object_set_new(doc, "failures", failures);
+	json_object_set_new(doc, "drops", drops);
+	json_object_set_new(doc, "shards", json_integer(srv->nr_shards));
+	body = json_dumps(doc, JSON_COMPACT);
+	json_decref(doc);
+	if (body)
+		reporter_send(srv->reporter, body);
+}
+
+static void on_tick(struct server *srv)
+{
+	uint64_t now = loop_now_ms();
+	uint64_t conns = SUM(srv, conns);
+	uint64_t accepted = SUM(srv, accepted);
+	uint64_t closed = SUM(srv, closed_idle) + SUM(srv, closed_peer) +
+			  SUM(srv, closed_error);
+
+	if (conns != srv->logged_conns) {
+		log_info("connections: %" PRIu64 " (+%" PRIu64 " accepted, -%" PRIu64
+			 " closed in the last second)", conns,
+			 accepted - srv->last_accepted, closed - srv->last_closed);
+		srv->logged_conns = conns;
+	}
+	srv->last_accepted = accepted;
+	srv->last_closed = closed;
+	if (!srv->warned_full && SUM(srv, refused_full)) {
+		log_warn("a fixed-file table is full (%u slots per shard, %u shards): "
+			 "new connections are refused; raise --shards or the "
+			 "descriptor limit", srv->capacity, srv->nr_shards);
+		srv->warned_full = true;
+	}
+	if (!srv->warned_max && SUM(srv, refused_max)) {
+		log_warn("holding --max-connections %" PRIu64 ": refusing the rest",
+			 srv->cfg.max_connections);
+		srv->warned_max = true;
+	}
+	if (srv->reporter &&
+	    ((conns != srv->reported_conns) ||
+	     now - srv->last_report_ms >= srv->cfg.report_interval_s * 1000ull)) {
+		send_report(srv, conns);
+		srv->reported_conns = conns;
+		srv->last_report_ms = now;
+	}
+}
+
+static void shutdown_shards(struct server *srv)
+{
+	atomic_store(&srv->stopping, 1);
+	for (unsigned i = 0; i < srv->nr_shards; i++)
+		if (srv->shards[i].loop)
+			loop_wake(srv->shards[i].loop);
+}
+
+static void ctl_cb(struct loop *loop, const struct loop_event *ev, void *arg)
+{
+	struct server *srv = arg;
+
+	if (reporter_handle(srv->reporter, ev))
+		return;
+	if (ev->type == LOOP_EV_TIMER && ev->id == CTL_TIMER_TICK) {
+		on_tick(srv);
+		loop_timer(loop, CTL_TIMER_TICK, TICK_MS);
+	} else if (ev->type == LOOP_EV_POLL && ev->id == CTL_POLL_SIGNAL) {
+		struct signalfd_siginfo si;
+
+		if (read(srv->sig_fd, &si, sizeof(si)) != sizeof(si))
+			return;
+		log_info("%s: closing %" PRIu64 " connections and exiting",
+			 strsignal((int)si.ssi_signo), SUM(srv, conns));
+		loop_stop(loop);
+	}
+}
+
+static unsigned auto_shards(const struct server_config *cfg, unsigned capacity)
+{
+	/* SO_REUSEPORT spreads connections evenly but not exactly: leave a
+	 * quarter of each table free. */
+	uint64_t want = cfg->max_connections + cfg->max_connections / 4;
+	uint64_t n = (want + capacity - 1) / capacity;
+	unsigned cpus = shard_cpu_count();
+
+	if (n < cpus)
+		n = cpus;
+	return n > 4096 ? 4096 : (unsigned)n;
+}
+
+/* The io_uring probe: a tiny ring, just to learn whether setup works here. */
+static enum loop_backend resolve_backend(enum loop_backend want)
+{
+	struct loop_config lc = { .backend = LOOP_BACKEND_URING, .capacity = 1,
+				  .buf_count = 1, .buf_size = 64 };
+	const char *why = NULL;
+	struct loop *probe;
+	int err = 0;
+
+	if (want != LOOP_BACKEND_AUTO)
+		return want;
+	probe = loop_new(&lc, NULL, NULL, &err, &why);
+	if (probe) {
+		loop_free(probe);
+		return LOOP_BACKEND_URING;
+	}
+	log_warn("io_uring is not available (%s: %s); falling back to epoll",
+		 why ? why : "setup", strerror(-err));
+	return LOOP_BACKEND_EPOLL;
+}
+
+static int open_listeners(struct server *srv)
+{
+	char addr[NET_ADDRSTRLEN];
+
+	for (unsigned s = 0; s < srv->nr_shards; s++) {
+		struct server_shard *sh = &srv->shards[s];
+
+		sh->listen_fds = malloc(srv->cfg.nr_listen * sizeof(int));
+		if (!sh->listen_fds)
+			return -ENOMEM;
+		for (unsigned i = 0; i < srv->cfg.nr_listen; i++)
+			sh->listen_fds[i] = -1;
+		for (unsigned i = 0; i < srv->cfg.nr_listen; i++) {
+			int fd = net_listen(&srv->cfg.listen[i], LISTEN_BACKLOG,
+					    srv->nr_shards > 1);
+
+			if (fd < 0) {
+				log_error("cannot listen on %s: %s",
+					  net_addr_str(&srv->cfg.listen[i], 1, addr,
+						       sizeof(addr)), strerror(-fd));
+				return fd;
+			}
+			sh->listen_fds[i] = fd;
+		}
+	}
+	return 0;
+}
+
+static int start_shards(struct server *srv)
+{
+	int ret;
+
+	for (unsigned i = 0; i < srv->nr_shards; i++) {
+		ret = shard_thread_start(&srv->shards[i].thread, shard_main,
+					 &srv->shards[i]);
+		if (ret < 0) {
+			log_error("cannot start shard thread: %s", strerror(-ret));
+			srv->nr_shards = i;
+			return ret;
+		}
+	}
+	pthread_mutex_lock(&srv->start_lock);
+	while (srv->started < srv->nr_shards)
+		pthread_cond_wait(&srv->start_cond, &srv->start_lock);
+	pthread_mutex_unlock(&srv->start_lock);
+	for (unsigned i = 0; i < srv->nr_shards; i++) {
+		struct server_shard *sh = &srv->shards[i];
+
+		if (sh->start_err < 0) {
+			log_error("shard %u: %s: %s", i, sh->start_why,
+				  strerror(-sh->start_err));
+			return sh->start_err;
+		}
+	}
+	return 0;
+}
+
+static int setup_control(struct server *srv)
+{
+	struct loop_config lc = { .backend = srv->backend, .capacity = 1,
+				  .buf_count = 1, .buf_size = 64 };
+	const char *why = NULL;
+	int err = 0;
+
+	srv->ctl = loop_new(&lc, ctl_cb, srv, &err, &why);
+	if (!srv->ctl) {
+		log_error("control loop: %s: %s", why, strerror(-err));
+		return err;
+	}
+	err = loop_poll(srv->ctl, CTL_POLL_SIGNAL, srv->sig_fd, POLLIN);
+	if (!err)
+		err = loop_timer(srv->ctl, CTL_TIMER_TICK, TICK_MS);
+	if (err < 0) {
+		log_error("control loop: %s", strerror(-err));
+		return err;
+	}
+	if (srv->cfg.report_url[0]) {
+		srv->reporter = reporter_new(srv->ctl, srv->cfg.report_url,
+					     CTL_POLL_REPORTER, REPORTER_POLLS,
+					     CTL_TIMER_REPORTER, report_done, srv,
+					     &err);
+		if (!srv->reporter) {
+			log_error("reporter: %s", strerror(-err));
+			return err;
+		}
+		srv->report_rl.interval_ms = 30000;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static struct server server;
+	struct server *srv = &server;
+	struct cfg_error err;
+	unsigned long nofile = 0;
+	char addr[NET_ADDRSTRLEN];
+	int ret;
+
+	log_init("tcp-server");
+	ret = server_config_parse(&srv->cfg, argc, argv, &err);
+	if (ret < 0) {
+		fprintf(stderr, "tcp-server: %s\n", err.msg);
+		return 2;
+	}
+	if (ret > 0)
+		return 0;
+	if (srv->cfg.check_config) {
+		char *json = server_config_json(&srv->cfg);
+
+		puts(json ? json : "{}");
+		free(json);
+		return 0;
+	}
+
+	srv->start_time = time(NULL);
+	pthread_mutex_init(&srv->start_lock, NULL);
+	pthread_cond_init(&srv->start_cond, NULL);
+	srv->sig_fd = shard_signals_block();
+	if (srv->sig_fd < 0) {
+		log_error("signalfd: %s", strerror(-srv->sig_fd));
+		return 1;
+	}
+	ret = net_raise_nofile(&nofile);
+	if (ret < 0)
+		log_warn("cannot raise the descriptor limit: %s", strerror(-ret));
+
+	srv->backend = resolve_backend(srv->cfg.backend);
+	srv->capacity = loop_default_capacity();
+	if (srv->backend == LOOP_BACKEND_EPOLL) {
+		/* Ordinary descriptors, one table for the whole process. */
+		if (srv->cfg.max_connections + 64 > srv->capacity) {
+			if (srv->cfg.backend == LOOP_BACKEND_EPOLL) {
+				fprintf(stderr, "tcp-server: --max-connections %" PRIu64
+					" needs more than the %u descriptors epoll can "
+					"use here (RLIMIT_NOFILE); use --backend uring "
+					"or at most --max-connections %u\n",
+					srv->cfg.max_connections, srv->capacity,
+					srv->capacity > 64 ? srv->capacity - 64 : 0);
+				return 2;
+			}
+			srv->cfg.max_connections = srv->capacity > 64 ? srv->capacity - 64 : 1;
+			log_warn("epoll: holding at most %" PRIu64 " connections "
+				 "(RLIMIT_NOFILE %u)", srv->cfg.max_connections,
+				 srv->capacity);
+		}
+		srv->nr_shards = srv->cfg.shards ? srv->cfg.shards : shard_cpu_count();
+	} else {
+		srv->nr_shards = srv->cfg.shards ? srv->cfg.shards
+			       : auto_shards(&srv->cfg, srv->capacity);
+	}
+	srv->shards = calloc(srv->nr_shards, sizeof(*srv->shards));
+	if (!srv->shards) {
+		log_error("out of memory");
+		return 1;
+	}
+	for (unsigned i = 0; i < srv->nr_shards; i++) {
+		srv->shards[i].srv = srv;
+		srv->shards[i].id = i;
+	}
+
+	ret = open_listeners(srv);
+	if (!ret)
+		ret = setup_control(srv);
+	if (!ret)
+		ret = start_shards(srv);
+	if (ret < 0) {
+		srv->exit_code = 1;
+		goto out;
+	}
+	for (unsigned i = 0; i < srv->cfg.nr_listen; i++)
+		log_info("listening on %s",
+			 net_addr_str(&srv->cfg.listen[i], 1, addr, sizeof(addr)));
+	log_info("%s backend, %u shards x %u connections (%s), idle timeout %us, "
+		 "max %" PRIu64 " connections, descriptor limit %lu",
+		 loop_backend_name(srv->backend), srv->nr_shards, srv->capacity,
+		 srv->shards[0].loop ? loop_features(srv->shards[0].loop) : "",
+		 srv->cfg.idle_timeout_s, srv->cfg.max_connections, nofile);
+
+	ret = loop_run(srv->ctl);
+	if (ret < 0) {
+		log_error("control loop failed: %s", strerror(-ret));
+		srv->exit_code = 1;
+	}
+out:
+	shutdown_shards(srv);
+	for (unsigned i = 0; i < srv->nr_shards; i++)
+		pthread_join(srv->shards[i].thread, NULL);
+	for (unsigned i = 0; i < srv->nr_shards; i++) {
+		struct server_shard *sh = &srv->shards[i];
+
+		for (unsigned j = 0; sh->listen_fds && j < srv->cfg.nr_listen; j++)
+			if (sh->listen_fds[j] >= 0)
+				close(sh->listen_fds[j]);
+		free(sh->listen_fds);
+		free(sh->state);
+		free(sh->last_seen);
+	}
+	reporter_free(srv->reporter);
+	loop_free(srv->ctl);
+	free(srv->shards);
+	close(srv->sig_fd);
+	log_info("exited cleanly");
+	return srv->exit_code;
+}
