@@ -89,20 +89,12 @@ static int add_listen_list(struct server_config *cfg, const char *opt,
 	return 0;
 }
 
-static int set_string(char *dst, size_t size, const char *opt, const char *val,
-		      struct cfg_error *err)
-{
-	if (strlen(val) >= size)
-		return cfg_error_set(err, "%s: value longer than %zu bytes", opt,
-				     size - 1);
-	strcpy(dst, val);
-	return 0;
-}
-
 /* One option, from the command line (opt "--x") or the environment (opt "X"). */
-static int apply(struct server_config *cfg, int c, const char *opt,
-		 const char *val, struct cfg_error *err)
+static int apply(void *arg, int c, const char *opt, const char *val,
+		 struct cfg_error *err)
 {
+	struct server_config *cfg = arg;
+
 	switch (c) {
 	case 'l':
 		return add_listen_list(cfg, opt, val, err);
@@ -118,13 +110,10 @@ static int apply(struct server_config *cfg, int c, const char *opt,
 	case 'n':
 		if (!*val)
 			return cfg_error_set(err, "%s: empty name", opt);
-		return set_string(cfg->name, sizeof(cfg->name), opt, val, err);
+		return cfg_set_string(cfg->name, sizeof(cfg->name), opt, val, err);
 	case 'r':
-		if (strncmp(val, "http://", 7) && strncmp(val, "https://", 8))
-			return cfg_error_set(err, "%s: '%s' is not an http:// or https:// URL",
-					     opt, val);
-		return set_string(cfg->report_url, sizeof(cfg->report_url), opt,
-				  val, err);
+		return cfg_set_url(cfg->report_url, sizeof(cfg->report_url), opt,
+				   val, err);
 	case 'i':
 		return cfg_parse_uint(opt, val, 1, 86400, &cfg->report_interval_s,
 				      err);
@@ -132,44 +121,54 @@ static int apply(struct server_config *cfg, int c, const char *opt,
 	return cfg_error_set(err, "internal: unhandled option %d", c);
 }
 
-static int apply_env(struct server_config *cfg, struct cfg_error *err)
+/* PORT is a shortcut for LISTEN=0.0.0.0:PORT, as in the original. */
+static int apply_port(void *arg, int c, const char *opt, const char *val,
+		      struct cfg_error *err)
 {
-	static const struct {
-		const char *env;
-		int c;
-	} vars[] = {
-		{ "INTERVAL", 't' }, { "MAXCONNECTIONS", 'm' }, { "SHARDS", 's' },
-		{ "BACKEND", 'b' }, { "NAME", 'n' }, { "REPORTURI", 'r' },
-		{ "REPORTINTERVAL", 'i' },
-	};
-	const char *v;
+	struct server_config *cfg = arg;
+	char addr[64];
+	unsigned port;
 
-	if ((v = cfg_env("LISTEN"))) {
-		if (add_listen_list(cfg, "LISTEN", v, err) < 0)
-			return -EINVAL;
-	} else if ((v = cfg_env("PORT"))) {
-		char addr[64];
-		unsigned port;
-
-		if (cfg_parse_uint("PORT", v, 1, 65535, &port, err) < 0)
-			return -EINVAL;
-		snprintf(addr, sizeof(addr), "0.0.0.0:%u", port);
-		if (add_listen(cfg, "PORT", addr, err) < 0)
-			return -EINVAL;
-	}
-	for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
-		if ((v = cfg_env(vars[i].env)) &&
-		    apply(cfg, vars[i].c, vars[i].env, v, err) < 0)
-			return -EINVAL;
-	return 0;
+	if (c != 'P')
+		return apply(arg, c, opt, val, err);
+	if (cfg->nr_listen)
+		return 0;	/* LISTEN wins */
+	if (cfg_parse_uint(opt, val, 1, 65535, &port, err) < 0)
+		return -EINVAL;
+	snprintf(addr, sizeof(addr), "0.0.0.0:%u", port);
+	return add_listen(cfg, opt, addr, err);
 }
+
+static void reset_list(void *arg, int c)
+{
+	struct server_config *cfg = arg;
+
+	if (c == 'l')
+		cfg->nr_listen = 0;	/* --listen replaces LISTEN/PORT */
+}
+
+static const struct cfg_env_var env_vars[] = {
+	{ "LISTEN", 'l' }, { "PORT", 'P' }, { "INTERVAL", 't' },
+	{ "MAXCONNECTIONS", 'm' }, { "SHARDS", 's' }, { "BACKEND", 'b' },
+	{ "NAME", 'n' }, { "REPORTURI", 'r' }, { "REPORTINTERVAL", 'i' },
+};
+
+static const struct cfg_spec spec = {
+	.program = "tcp-server",
+	.usage = usage,
+	.shortopts = ":l:t:m:s:b:n:r:i:hV",
+	.long_opts = long_opts,
+	.env = env_vars,
+	.nr_env = sizeof(env_vars) / sizeof(env_vars[0]),
+	.check_config_opt = OPT_CHECK_CONFIG,
+	.apply = apply_port,
+	.reset_list = reset_list,
+};
 
 int server_config_parse(struct server_config *cfg, int argc, char **argv,
 			struct cfg_error *err)
 {
-	bool listen_from_flags = false;
-	char opt[64];
-	int c, idx;
+	int ret;
 
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->idle_timeout_s = 45;
@@ -178,47 +177,9 @@ int server_config_parse(struct server_config *cfg, int argc, char **argv,
 	cfg->backend = LOOP_BACKEND_AUTO;
 	proc_hostname(cfg->name, sizeof(cfg->name));
 
-	if (apply_env(cfg, err) < 0)
-		return -EINVAL;
-
-	optind = 0;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":l:t:m:s:b:n:r:i:hV", long_opts,
-				&idx)) != -1) {
-		switch (c) {
-		case 'h':
-			fputs(usage, stdout);
-			return 1;
-		case 'V':
-			printf("tcp-server %s\n", RINGHOLD_VERSION);
-			return 1;
-		case OPT_CHECK_CONFIG:
-			cfg->check_config = true;
-			continue;
-		case '?':
-			if (optopt)
-				return cfg_error_set(err, "unknown option '-%c' (see --help)",
-						     optopt);
-			return cfg_error_set(err, "unknown option '%s' (see --help)",
-					     argv[optind - 1]);
-		case ':':
-			return cfg_error_set(err, "option '%s' needs a value",
-					     argv[optind - 1]);
-		}
-		if (c == 'l' && !listen_from_flags) {
-			cfg->nr_listen = 0;	/* flags replace LISTEN/PORT */
-			listen_from_flags = true;
-		}
-		snprintf(opt, sizeof(opt), "--%s", long_opts[0].name);
-		for (const struct option *o = long_opts; o->name; o++)
-			if (o->val == c)
-				snprintf(opt, sizeof(opt), "--%s", o->name);
-		if (apply(cfg, c, opt, optarg, err) < 0)
-			return -EINVAL;
-	}
-	if (optind < argc)
-		return cfg_error_set(err, "unexpected argument '%s' (see --help)",
-				     argv[optind]);
+	ret = cfg_parse_args(&spec, cfg, argc, argv, &cfg->check_config, err);
+	if (ret)
+		return ret;
 	if (!cfg->nr_listen) {
 		char addr[32];
 

@@ -1,0 +1,918 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tcp-client: opens N connections at a controlled rate and holds them.
+ *
+ * The plan splits the connections over (source, server) tuples and each
+ * tuple's share over the shards.  A shard keeps, per tuple, how many
+ * connections it wants and has, and when it may try again: drops and
+ * failures back off per tuple (exponential, with jitter), so a server that
+ * is down sees a trickle of attempts, not a storm.
+ *
+ * Keepalives: slot s of a shard belongs to bucket s mod B, and one bucket is
+ * served every 100 ms, so each connection writes one byte per interval and
+ * the writes are spread evenly over it.  Per connection the client keeps a
+ * state byte, its tuple and the time its connect started.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "client.h"
+#include "hist.h"
+#include "log.h"
+#include "loop.h"
+#include "net.h"
+#include "proc.h"
+#include "report.h"
+#include "shard.h"
+
+#define RAMP_TICK_MS		10
+#define IDLE_TICK_MS		100
+#define KA_BUCKET_MS		100
+#define BACKOFF_MIN_MS		100
+#define BACKOFF_MAX_MS		10000
+#define ERRNO_MAX		256
+#define CTL_TICK_MS		1000
+
+enum {
+	CTL_POLL_SIGNAL = 0,
+	CTL_POLL_REPORTER = 1,
+	REPORTER_POLLS = 16,
+	CTL_TIMER_TICK = 0,
+	CTL_TIMER_REPORTER = 1,
+	CTL_TIMER_DURATION = 2,
+};
+
+enum slot_state {
+	SLOT_FREE = 0,
+	SLOT_CONNECTING,
+	SLOT_ESTABLISHED,
+	SLOT_SENDING,		/* established, keepalive write in flight */
+	SLOT_CLOSING,
+};
+
+struct tuple_state {
+	uint64_t target;
+	uint64_t active;	/* connecting + established */
+	uint64_t next_ms;	/* no new attempt before this */
+	uint32_t backoff_ms;
+};
+
+struct shard_stats {
+	_Atomic uint64_t established;
+	_Atomic uint64_t connecting;
+	_Atomic uint64_t connects_ok;
+	_Atomic uint64_t connects_failed;
+	_Atomic uint64_t keepalives;
+	_Atomic uint64_t drops;
+	_Atomic uint64_t reached_ms;	/* when this shard first held its share */
+	_Atomic uint64_t failed[ERRNO_MAX];	/* connect failures by errno */
+	_Atomic uint64_t dropped[ERRNO_MAX];	/* drops by errno, 0 = EOF */
+};
+
+struct client;
+
+struct client_shard {
+	struct client *cl;
+	unsigned id;
+	pthread_t thread;
+	struct loop *loop;
+	unsigned capacity;
+	uint8_t *state;
+	uint32_t *tuple_of;
+	uint32_t *start_us;
+	struct tuple_state *tuples;
+	size_t rr;		/* next tuple to try */
+	double tokens;
+	double rate;		/* connects/s for this shard, 0 unlimited */
+	unsigned inflight_max;
+	uint64_t last_tick_ms;
+	uint64_t target;	/* this shard's share of the connections */
+	uint64_t ka_next_ms;
+	unsigned ka_bucket, ka_buckets;
+	bool ramping;
+	uint64_t epoch_us;
+	unsigned rand_state;
+	struct shard_stats stats;
+	pthread_mutex_t hist_lock;
+	struct hist latency;
+	int start_err;
+	const char *start_why;
+};
+
+struct client {
+	struct client_config cfg;
+	struct plan plan;
+	enum loop_backend backend;
+	unsigned nr_shards;
+	unsigned capacity;
+	struct client_shard *shards;
+	_Atomic int stopping;
+	time_t start_time;
+	uint64_t start_ms;
+	uint64_t target_reached_ms;
+
+	struct loop *ctl;
+	int sig_fd;
+	struct reporter *reporter;
+	struct log_ratelimit report_rl;
+	uint64_t last_report_ms, reported_established;
+	uint64_t last_connects_ok, last_tick_ms;
+	double connect_rate;	/* over the last second */
+	bool tty;
+	bool line_open;
+
+	pthread_mutex_t start_lock;
+	pthread_cond_t start_cond;
+	unsigned started;
+};
+
+static const char keepalive_byte = '.';
+
+#define STAT_INC(s, f) atomic_store_explicit(&(s)->f, \
+	atomic_load_explicit(&(s)->f, memory_order_relaxed) + 1, memory_order_relaxed)
+#define STAT_DEC(s, f) atomic_store_explicit(&(s)->f, \
+	atomic_load_explicit(&(s)->f, memory_order_relaxed) - 1, memory_order_relaxed)
+
+static uint64_t now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static unsigned errno_index(int err)
+{
+	return err > 0 && err < ERRNO_MAX ? (unsigned)err : 0;
+}
+
+/* Full jitter: a uniform pick in [ms/2, ms]. */
+static uint64_t jitter(struct client_shard *sh, uint32_t ms)
+{
+	return ms / 2 + (uint64_t)rand_r(&sh->rand_state) % (ms / 2 + 1);
+}
+
+static void tuple_backoff(struct client_shard *sh, struct tuple_state *t,
+			  uint64_t now)
+{
+	t->backoff_ms = t->backoff_ms ? t->backoff_ms * 2 : BACKOFF_MIN_MS;
+	if (t->backoff_ms > BACKOFF_MAX_MS)
+		t->backoff_ms = BACKOFF_MAX_MS;
+	t->next_ms = now + jitter(sh, t->backoff_ms);
+}
+
+static void start_connects(struct client_shard *sh, uint64_t now)
+{
+	struct client *cl = sh->cl;
+	size_t n = cl->plan.nr_tuples, idle = 0;
+	unsigned timeout_ms = cl->cfg.connect_timeout_s * 1000;
+	uint64_t connecting;
+
+	sh->ramping = false;
+	while (idle < n) {
+		const struct plan_tuple *pt = &cl->plan.tuples[sh->rr];
+		struct tuple_state *t = &sh->tuples[sh->rr];
+		int slot;
+
+		if (t->active >= t->target || now < t->next_ms) {
+			if (t->active < t->target)
+				sh->ramping = true;
+			sh->rr = (sh->rr + 1) % n;
+			idle++;
+			continue;
+		}
+		sh->ramping = true;
+		connecting = atomic_load_explicit(&sh->stats.connecting,
+						  memory_order_relaxed);
+		if (connecting >= sh->inflight_max || (sh->rate && sh->tokens < 1.0))
+			return;
+		slot = loop_connect(sh->loop,
+				    pt->src ? (const struct sockaddr *)&pt->src->ss : NULL,
+				    (const struct sockaddr *)&pt->dst->ss, pt->dst->len,
+				    timeout_ms, (uint32_t)sh->rr);
+		if (slot < 0) {
+			/* No slot free or the kernel said no right away:
+			 * count it like a failed connect and back off. */
+			STAT_INC(&sh->stats, connects_failed);
+			STAT_INC(&sh->stats, failed[errno_index(-slot)]);
+			tuple_backoff(sh, t, now);
+			continue;
+		}
+		sh->state[slot] = SLOT_CONNECTING;
+		sh->tuple_of[slot] = (uint32_t)sh->rr;
+		sh->start_us[slot] = (uint32_t)(now_us() - sh->epoch_us);
+		t->active++;
+		STAT_INC(&sh->stats, connecting);
+		if (sh->rate)
+			sh->tokens -= 1.0;
+		idle = 0;
+		/* Round-robin one connect per tuple: sources and servers fill
+		 * together. */
+		sh->rr = (sh->rr + 1) % n;
+	}
+}
+
+static void send_keepalives(struct client_shard *sh, uint64_t now)
+{
+	unsigned rounds = 0;
+
+	while (now >= sh->ka_next_ms && rounds++ < sh->ka_buckets) {
+		for (unsigned slot = sh->ka_bucket; slot < sh->capacity;
+		     slot += sh->ka_buckets) {
+			if (sh->state[slot] != SLOT_ESTABLISHED)
+				continue;
+			if (loop_send(sh->loop, slot, &keepalive_byte, 1) == 0)
+				sh->state[slot] = SLOT_SENDING;
+		}
+		sh->ka_bucket = (sh->ka_bucket + 1) % sh->ka_buckets;
+		sh->ka_next_ms += KA_BUCKET_MS;
+	}
+	if (now >= sh->ka_next_ms)	/* far behind: skip, do not burst */
+		sh->ka_next_ms = now + KA_BUCKET_MS;
+}
+
+static void client_drop(struct client_shard *sh, uint32_t slot, int err)
+{
+	STAT_INC(&sh->stats, drops);
+	STAT_INC(&sh->stats, dropped[errno_index(err)]);
+	sh->state[slot] = SLOT_CLOSING;
+	loop_close(sh->loop, slot);
+}
+
+static void on_connect(struct client_shard *sh, const struct loop_event *ev)
+{
+	struct tuple_state *t = &sh->tuples[ev->id];
+	uint64_t now = loop_now_ms();
+
+	STAT_DEC(&sh->stats, connecting);
+	if (ev->res < 0) {
+		sh->state[ev->slot] = SLOT_FREE;
+		t->active--;
+		STAT_INC(&sh->stats, connects_failed);
+		STAT_INC(&sh->stats, failed[errno_index(-ev->res)]);
+		tuple_backoff(sh, t, now);
+		return;
+	}
+	pthread_mutex_lock(&sh->hist_lock);
+	hist_add(&sh->latency, (uint32_t)(now_us() - sh->epoch_us) -
+			       sh->start_us[ev->slot]);
+	pthread_mutex_unlock(&sh->hist_lock);
+	sh->state[ev->slot] = SLOT_ESTABLISHED;
+	t->backoff_ms = 0;
+	STAT_INC(&sh->stats, connects_ok);
+	STAT_INC(&sh->stats, established);
+	if (!sh->stats.reached_ms &&
+	    atomic_load_explicit(&sh->stats.established, memory_order_relaxed) >=
+	    sh->target)
+		atomic_store_explicit(&sh->stats.reached_ms, now, memory_order_relaxed);
+	/* The server never writes: a recv completes only when the
+	 * connection ends, which is how drops are noticed. */
+	if (loop_recv_start(sh->loop, ev->slot) < 0)
+		client_drop(sh, ev->slot, EIO);
+}
+
+static void on_closed(struct client_shard *sh, const struct loop_event *ev)
+{
+	struct tuple_state *t = &sh->tuples[sh->tuple_of[ev->slot]];
+	uint64_t now = loop_now_ms();
+
+	sh->state[ev->slot] = SLOT_FREE;
+	STAT_DEC(&sh->stats, established);
+	t->active--;
+	/* Reconnect after a jittered pause, so that a server restart is not
+	 * answered by every client at the same instant. */
+	if (!t->backoff_ms)
+		t->backoff_ms = BACKOFF_MIN_MS;
+	if (t->next_ms < now)
+		t->next_ms = now + jitter(sh, t->backoff_ms);
+}
+
+static void shard_tick(struct client_shard *sh)
+{
+	uint64_t now = loop_now_ms();
+
+	if (sh->rate) {
+		double burst = sh->rate / 20.0 > 1.0 ? sh->rate / 20.0 : 1.0;
+
+		sh->tokens += sh->rate * (double)(now - sh->last_tick_ms) / 1000.0;
+		if (sh->tokens > burst)
+			sh->tokens = burst;
+	}
+	sh->last_tick_ms = now;
+	if (!atomic_load(&sh->cl->stopping))
+		start_connects(sh, now);
+	send_keepalives(sh, now);
+	loop_timer(sh->loop, 0, sh->ramping ? RAMP_TICK_MS : IDLE_TICK_MS);
+}
+
+static void shard_cb(struct loop *loop, const struct loop_event *ev, void *arg)
+{
+	struct client_shard *sh = arg;
+
+	switch (ev->type) {
+	case LOOP_EV_CONNECT:
+		on_connect(sh, ev);
+		break;
+	case LOOP_EV_RECV:
+		if (ev->res <= 0 && (sh->state[ev->slot] == SLOT_ESTABLISHED ||
+				     sh->state[ev->slot] == SLOT_SENDING))
+			client_drop(sh, ev->slot, -ev->res);
+		break;
+	case LOOP_EV_SEND:
+		if (sh->state[ev->slot] != SLOT_SENDING)
+			break;
+		if (ev->res < 0) {
+			client_drop(sh, ev->slot, -ev->res);
+			break;
+		}
+		sh->state[ev->slot] = SLOT_ESTABLISHED;
+		STAT_INC(&sh->stats, keepalives);
+		break;
+	case LOOP_EV_CLOSED:
+		on_closed(sh, ev);
+		break;
+	case LOOP_EV_TIMER:
+		shard_tick(sh);
+		break;
+	case LOOP_EV_WAKE:
+		if (atomic_load(&sh->cl->stopping))
+			loop_stop(loop);
+		break;
+	default:
+		break;
+	}
+}
+
+static void shard_started(struct client_shard *sh, int err, const char *why)
+{
+	struct client *cl = sh->cl;
+
+	pthread_mutex_lock(&cl->start_lock);
+	sh->start_err = err;
+	sh->start_why = why;
+	cl->started++;
+	pthread_cond_signal(&cl->start_cond);
+	pthread_mutex_unlock(&cl->start_lock);
+}
+
+static void *shard_main(void *arg)
+{
+	struct client_shard *sh = arg;
+	struct client *cl = sh->cl;
+	struct loop_config lc = {
+		.backend = cl->backend,
+		.capacity = cl->capacity,
+		.buf_count = 64,
+		.buf_size = 256,
+		.flags = LOOP_F_CONNECT,
+	};
+	const char *why = NULL;
+	int err = 0;
+
+	sh->loop = loop_new(&lc, shard_cb, sh, &err, &why);
+	if (!sh->loop) {
+		shard_started(sh, err, why);
+		return NULL;
+	}
+	sh->capacity = loop_capacity(sh->loop);
+	sh->state = calloc(sh->capacity, sizeof(*sh->state));
+	sh->tuple_of = calloc(sh->capacity, sizeof(*sh->tuple_of));
+	sh->start_us = calloc(sh->capacity, sizeof(*sh->start_us));
+	if (!sh->state || !sh->tuple_of || !sh->start_us) {
+		err = -ENOMEM;
+		why = "allocating connection state";
+		goto fail;
+	}
+	sh->ka_buckets = cl->cfg.interval_s * 1000 / KA_BUCKET_MS;
+	sh->last_tick_ms = loop_now_ms();
+	/* Shards start their keepalive rounds at different points. */
+	sh->ka_bucket = sh->id % sh->ka_buckets;
+	sh->ka_next_ms = sh->last_tick_ms + KA_BUCKET_MS;
+	sh->epoch_us = now_us();
+	err = loop_timer(sh->loop, 0, 0);
+	if (err < 0) {
+		why = "arming the tick timer";
+		goto fail;
+	}
+	shard_started(sh, 0, NULL);
+	err = loop_run(sh->loop);
+	if (err < 0)
+		log_error("shard %u: event loop failed: %s", sh->id, strerror(-err));
+	loop_free(sh->loop);
+	sh->loop = NULL;
+	return NULL;
+fail:
+	loop_free(sh->loop);
+	sh->loop = NULL;
+	shard_started(sh, err, why);
+	return NULL;
+}
+
+static uint64_t sum_at(struct client *cl, size_t offset)
+{
+	uint64_t total = 0;
+
+	for (unsigned i = 0; i < cl->nr_shards; i++)
+		total += atomic_load_explicit((_Atomic uint64_t *)
+			((char *)&cl->shards[i].stats + offset),
+			memory_order_relaxed);
+	return total;
+}
+
+#define SUM(cl, field) sum_at(cl, offsetof(struct shard_stats, field))
+
+static const char *errno_name(unsigned e)
+{
+	const char *name;
+
+	if (e == 0)
+		return "EOF";
+	name = strerrorname_np((int)e);
+	return name ? name : "E?";
+}
+
+static void merged_latency(struct client *cl, struct hist *out)
+{
+	memset(out, 0, sizeof(*out));
+	for (unsigned i = 0; i < cl->nr_shards; i++) {
+		pthread_mutex_lock(&cl->shards[i].hist_lock);
+		hist_merge(out, &cl->shards[i].latency);
+		pthread_mutex_unlock(&cl->shards[i].hist_lock);
+	}
+}
+
+/* {"ECONNREFUSED": n, ...}, with the text when detail is set. */
+static json_t *errno_counts(struct client *cl, size_t base, bool detail)
+{
+	json_t *obj = json_object();
+
+	for (unsigned e = 0; e < ERRNO_MAX; e++) {
+		uint64_t n = sum_at(cl, base + e * sizeof(_Atomic uint64_t));
+
+		if (!n)
+			continue;
+		if (detail) {
+			json_t *d = json_object();
+
+			json_object_set_new(d, "count", json_integer((json_int_t)n));
+			json_object_set_new(d, "text", json_string(
+				e ? strerror((int)e) : "connection closed by the server"));
+			json_object_set_new(obj, errno_name(e), d);
+		} else {
+			json_object_set_new(obj, errno_name(e), json_integer((json_int_t)n));
+		}
+	}
+	return obj;
+}
+
+static json_t *latency_json(struct client *cl)
+{
+	json_t *lat = json_object();
+	struct hist *h = malloc(sizeof(*h));
+
+	if (!h)
+		return lat;
+	merged_latency(cl, h);
+	json_object_set_new(lat, "p50", json_integer((json_int_t)hist_percentile(h, 50)));
+	json_object_set_new(lat, "p90", json_integer((json_int_t)hist_percentile(h, 90)));
+	json_object_set_new(lat, "p99", json_integer((json_int_t)hist_percentile(h, 99)));
+	json_object_set_new(lat, "max", json_integer((json_int_t)h->max));
+	free(h);
+	return lat;
+}
+
+static void report_done(void *arg, const struct report_result *res)
+{
+	struct client *cl = arg;
+	uint64_t suppressed = 0;
+
+	if (res->ok || !log_ratelimit_ok(&cl->report_rl, &suppressed))
+		return;
+	if (res->http_status)
+		log_warn("report to %s answered HTTP %ld (%" PRIu64 " more failures not shown)",
+			 cl->cfg.report_url, res->http_status, suppressed);
+	else
+		log_warn("report to %s failed: %s (%" PRIu64 " more failures not shown)",
+			 cl->cfg.report_url, res->error ? res->error : "unknown error",
+			 suppressed);
+}
+
+static void send_report(struct client *cl, uint64_t established)
+{
+	json_t *doc;
+	char *body;
+
+	doc = (json_t *)report_doc_new("client", cl->cfg.name,
+				       loop_backend_name(cl->backend),
+				       cl->start_time);
+	if (!doc)
+		return;
+	json_object_set_new(doc, "connections", json_integer((json_int_t)established));
+	json_object_set_new(doc, "target", json_integer((json_int_t)cl->cfg.connections));
+	json_object_set_new(doc, "failures",
+			    errno_counts(cl, offsetof(struct shard_stats, failed), false));
+	json_object_set_new(doc, "drops",
+			    errno_counts(cl, offsetof(struct shard_stats, dropped), false));
+	json_object_set_new(doc, "connectRate", json_real(cl->connect_rate));
+	json_object_set_new(doc, "latencyUs", latency_json(cl));
+	json_object_set_new(doc, "keepalives", json_integer((json_int_t)SUM(cl, keepalives)));
+	body = json_dumps(doc, JSON_COMPACT);
+	json_decref(doc);
+	if (body)
+		reporter_send(cl->reporter, body);
+}
+
+/* "ECONNREFUSED 12, ETIMEDOUT 3" for the progress line. */
+static void failure_summary(struct client *cl, char *buf, size_t len)
+{
+	size_t off = 0;
+
+	buf[0] = '\0';
+	for (unsigned e = 1; e < ERRNO_MAX && off < len; e++) {
+		uint64_t n = SUM(cl, failed[e]);
+
+		if (n)
+			off += (size_t)snprintf(buf + off, len - off, "%s%s %" PRIu64,
+						off ? ", " : "", errno_name(e), n);
+	}
+}
+
+static void on_tick(struct client *cl)
+{
+	uint64_t now = loop_now_ms();
+	uint64_t established = SUM(cl, established);
+	uint64_t connecting = SUM(cl, connecting);
+	uint64_t ok = SUM(cl, connects_ok);
+	uint64_t failed = SUM(cl, connects_failed);
+	char failures[256];
+
+	cl->connect_rate = (double)(ok - cl->last_connects_ok) * 1000.0 /
+			   (double)(now - cl->last_tick_ms ? now - cl->last_tick_ms : 1);
+	cl->last_connects_ok = ok;
+	cl->last_tick_ms = now;
+	if (!cl->target_reached_ms && established >= cl->cfg.connections) {
+		/* The moment the last shard got its share, to the millisecond. */
+		cl->target_reached_ms = cl->start_ms;
+		for (unsigned i = 0; i < cl->nr_shards; i++) {
+			uint64_t r = atomic_load(&cl->shards[i].stats.reached_ms);
+
+			if (r > cl->target_reached_ms)
+				cl->target_reached_ms = r;
+		}
+		if (cl->line_open)
+			fputc('\n', stderr);
+		cl->line_open = false;
+		log_info("all %" PRIu64 " connections established in %.3f s",
+			 cl->cfg.connections,
+			 (double)(cl->target_reached_ms - cl->start_ms) / 1000.0);
+	}
+	failure_summary(cl, failures, sizeof(failures));
+	if (cl->tty) {
+		fprintf(stderr, "\r\033[Kestablished %" PRIu64 "/%" PRIu64
+			", connecting %" PRIu64 ", %.0f connects/s, failed %" PRIu64
+			"%s%s%s, keepalives %" PRIu64, established, cl->cfg.connections,
+			connecting, cl->connect_rate, failed, failures[0] ? " (" : "",
+			failures, failures[0] ? ")" : "", SUM(cl, keepalives));
+		cl->line_open = true;
+	} else {
+		log_info("established %" PRIu64 "/%" PRIu64 ", connecting %" PRIu64
+			 ", %.0f connects/s, failed %" PRIu64 "%s%s%s, drops %" PRIu64
+			 ", keepalives %" PRIu64, established, cl->cfg.connections,
+			 connecting, cl->connect_rate, failed, failures[0] ? " (" : "",
+			 failures, failures[0] ? ")" : "", SUM(cl, drops),
+			 SUM(cl, keepalives));
+	}
+	if (cl->reporter &&
+	    (established != cl->reported_established ||
+	     now - cl->last_report_ms >= cl->cfg.report_interval_s * 1000ull)) {
+		send_report(cl, established);
+		cl->reported_established = established;
+		cl->last_report_ms = now;
+	}
+}
+
+static void print_summary(struct client *cl)
+{
+	uint64_t now = loop_now_ms();
+	json_t *doc = json_object();
+	double ramp_s = cl->target_reached_ms ?
+		(double)(cl->target_reached_ms - cl->start_ms) / 1000.0 : -1.0;
+	uint64_t ok = SUM(cl, connects_ok);
+	char *s;
+
+	json_object_set_new(doc, "backend", json_string(loop_backend_name(cl->backend)));
+	json_object_set_new(doc, "shards", json_integer(cl->nr_shards));
+	json_object_set_new(doc, "target", json_integer((json_int_t)cl->cfg.connections));
+	json_object_set_new(doc, "established", json_integer((json_int_t)SUM(cl, established)));
+	json_object_set_new(doc, "connects_ok", json_integer((json_int_t)ok));
+	json_object_set_new(doc, "connects_failed", json_integer((json_int_t)SUM(cl, connects_failed)));
+	json_object_set_new(doc, "failed",
+			    errno_counts(cl, offsetof(struct shard_stats, failed), true));
+	json_object_set_new(doc, "drops",
+			    errno_counts(cl, offsetof(struct shard_stats, dropped), true));
+	json_object_set_new(doc, "time_to_target_s",
+			    ramp_s >= 0 ? json_real(ramp_s) : json_null());
+	json_object_set_new(doc, "connect_rate_per_s",
+			    ramp_s > 0 ? json_real((double)cl->cfg.connections / ramp_s)
+				       : json_real((double)ok * 1000.0 /
+						   (double)(now - cl->start_ms + 1)));
+	json_object_set_new(doc, "latency_us", latency_json(cl));
+	json_object_set_new(doc, "keepalives_sent", json_integer((json_int_t)SUM(cl, keepalives)));
+	json_object_set_new(doc, "duration_s", json_real((double)(now - cl->start_ms) / 1000.0));
+	json_object_set_new(doc, "rss_bytes", json_integer((json_int_t)proc_rss_bytes()));
+	s = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	json_decref(doc);
+	if (s) {
+		puts(s);
+		fflush(stdout);
+		free(s);
+	}
+}
+
+static void ctl_cb(struct loop *loop, const struct loop_event *ev, void *arg)
+{
+	struct client *cl = arg;
+
+	if (reporter_handle(cl->reporter, ev))
+		return;
+	if (ev->type == LOOP_EV_TIMER && ev->id == CTL_TIMER_TICK) {
+		on_tick(cl);
+		loop_timer(loop, CTL_TIMER_TICK, CTL_TICK_MS);
+	} else if (ev->type == LOOP_EV_TIMER && ev->id == CTL_TIMER_DURATION) {
+		on_tick(cl);
+		if (cl->line_open)
+			fputc('\n', stderr);
+		cl->line_open = false;
+		log_info("duration of %us reached: closing %" PRIu64 " connections",
+			 cl->cfg.duration_s, SUM(cl, established));
+		loop_stop(loop);
+	} else if (ev->type == LOOP_EV_POLL && ev->id == CTL_POLL_SIGNAL) {
+		struct signalfd_siginfo si;
+
+		if (read(cl->sig_fd, &si, sizeof(si)) != sizeof(si))
+			return;
+		if (cl->line_open)
+			fputc('\n', stderr);
+		cl->line_open = false;
+		log_info("%s: closing %" PRIu64 " connections and exiting",
+			 strsignal((int)si.ssi_signo), SUM(cl, established));
+		loop_stop(loop);
+	}
+}
+
+static enum loop_backend resolve_backend(enum loop_backend want)
+{
+	struct loop_config lc = { .backend = LOOP_BACKEND_URING, .capacity = 1,
+				  .buf_count = 1, .buf_size = 64 };
+	const char *why = NULL;
+	struct loop *probe;
+	int err = 0;
+
+	if (want != LOOP_BACKEND_AUTO)
+		return want;
+	probe = loop_new(&lc, NULL, NULL, &err, &why);
+	if (probe) {
+		loop_free(probe);
+		return LOOP_BACKEND_URING;
+	}
+	log_warn("io_uring is not available (%s: %s); falling back to epoll",
+		 why ? why : "setup", strerror(-err));
+	return LOOP_BACKEND_EPOLL;
+}
+
+static int start_shards(struct client *cl)
+{
+	int ret;
+
+	for (unsigned i = 0; i < cl->nr_shards; i++) {
+		ret = shard_thread_start(&cl->shards[i].thread, shard_main,
+					 &cl->shards[i]);
+		if (ret < 0) {
+			log_error("cannot start shard thread: %s", strerror(-ret));
+			cl->nr_shards = i;
+			return ret;
+		}
+	}
+	pthread_mutex_lock(&cl->start_lock);
+	while (cl->started < cl->nr_shards)
+		pthread_cond_wait(&cl->start_cond, &cl->start_lock);
+	pthread_mutex_unlock(&cl->start_lock);
+	for (unsigned i = 0; i < cl->nr_shards; i++) {
+		if (cl->shards[i].start_err < 0) {
+			log_error("shard %u: %s: %s", i, cl->shards[i].start_why,
+				  strerror(-cl->shards[i].start_err));
+			return cl->shards[i].start_err;
+		}
+	}
+	return 0;
+}
+
+static int setup_shards(struct client *cl)
+{
+	unsigned n = cl->nr_shards;
+
+	cl->shards = calloc(n, sizeof(*cl->shards));
+	if (!cl->shards)
+		return -ENOMEM;
+	for (unsigned s = 0; s < n; s++) {
+		struct client_shard *sh = &cl->shards[s];
+
+		sh->cl = cl;
+		sh->id = s;
+		sh->rand_state = (unsigned)time(NULL) ^ (s * 2654435761u);
+		sh->rate = cl->cfg.rate ? (double)cl->cfg.rate / n : 0.0;
+		sh->tokens = sh->rate ? 1.0 : 0.0;
+		sh->inflight_max = cl->cfg.max_inflight / n ? cl->cfg.max_inflight / n : 1;
+		pthread_mutex_init(&sh->hist_lock, NULL);
+		sh->tuples = calloc(cl->plan.nr_tuples, sizeof(*sh->tuples));
+		if (!sh->tuples)
+			return -ENOMEM;
+		for (size_t t = 0; t < cl->plan.nr_tuples; t++) {
+			sh->tuples[t].target = plan_share(&cl->plan, t, s, n);
+			sh->target += sh->tuples[t].target;
+		}
+		sh->rr = s % cl->plan.nr_tuples;
+	}
+	return 0;
+}
+
+static int setup_control(struct client *cl)
+{
+	struct loop_config lc = { .backend = cl->backend, .capacity = 1,
+				  .buf_count = 1, .buf_size = 64 };
+	const char *why = NULL;
+	int err = 0;
+
+	cl->ctl = loop_new(&lc, ctl_cb, cl, &err, &why);
+	if (!cl->ctl) {
+		log_error("control loop: %s: %s", why, strerror(-err));
+		return err;
+	}
+	err = loop_poll(cl->ctl, CTL_POLL_SIGNAL, cl->sig_fd, POLLIN);
+	if (!err)
+		err = loop_timer(cl->ctl, CTL_TIMER_TICK, CTL_TICK_MS);
+	if (!err && cl->cfg.duration_s)
+		err = loop_timer(cl->ctl, CTL_TIMER_DURATION,
+				 cl->cfg.duration_s * 1000ull);
+	if (err < 0) {
+		log_error("control loop: %s", strerror(-err));
+		return err;
+	}
+	if (cl->cfg.report_url[0]) {
+		cl->reporter = reporter_new(cl->ctl, cl->cfg.report_url,
+					    CTL_POLL_REPORTER, REPORTER_POLLS,
+					    CTL_TIMER_REPORTER, report_done, cl,
+					    &err);
+		if (!cl->reporter) {
+			log_error("reporter: %s", strerror(-err));
+			return err;
+		}
+		cl->report_rl.interval_ms = 30000;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static struct client client;
+	struct client *cl = &client;
+	struct cfg_error err;
+	unsigned long nofile = 0;
+	char addr[NET_ADDRSTRLEN], sources[64], rate[32];
+	int ret, exit_code = 0;
+
+	log_init("tcp-client");
+	ret = client_config_parse(&cl->cfg, argc, argv, &err);
+	if (ret < 0) {
+		fprintf(stderr, "tcp-client: %s\n", err.msg);
+		client_config_free(&cl->cfg);
+		return 2;
+	}
+	if (ret > 0)
+		return 0;
+	if (cl->cfg.check_config) {
+		char *json = client_config_json(&cl->cfg);
+
+		puts(json ? json : "{}");
+		free(json);
+		client_config_free(&cl->cfg);
+		return 0;
+	}
+	ret = plan_build(&cl->cfg, &cl->plan, &err);
+	if (ret < 0) {
+		fprintf(stderr, "tcp-client: %s\n", err.msg);
+		client_config_free(&cl->cfg);
+		return 2;
+	}
+
+	cl->start_time = time(NULL);
+	cl->tty = isatty(STDERR_FILENO);
+	pthread_mutex_init(&cl->start_lock, NULL);
+	pthread_cond_init(&cl->start_cond, NULL);
+	cl->sig_fd = shard_signals_block();
+	if (cl->sig_fd < 0) {
+		log_error("signalfd: %s", strerror(-cl->sig_fd));
+		return 1;
+	}
+	ret = net_raise_nofile(&nofile);
+	if (ret < 0)
+		log_warn("cannot raise the descriptor limit: %s", strerror(-ret));
+
+	cl->backend = resolve_backend(cl->cfg.backend);
+	cl->capacity = loop_default_capacity();
+	if (cl->backend == LOOP_BACKEND_EPOLL) {
+		if (cl->cfg.connections + 64 > cl->capacity) {
+			fprintf(stderr, "tcp-client: %" PRIu64 " connections need more "
+				"than the %u descriptors the epoll backend can use "
+				"here (RLIMIT_NOFILE); use the io_uring backend or "
+				"at most --connections %u\n", cl->cfg.connections,
+				cl->capacity, cl->capacity > 64 ? cl->capacity - 64 : 0);
+			exit_code = 2;
+			goto out;
+		}
+		cl->nr_shards = cl->cfg.shards ? cl->cfg.shards : 1;
+	} else {
+		/* Leave a tenth of each table for connections being replaced. */
+		uint64_t want = cl->cfg.connections + cl->cfg.connections / 10;
+
+		cl->nr_shards = cl->cfg.shards ? cl->cfg.shards
+			      : (unsigned)((want + cl->capacity - 1) / cl->capacity);
+		if (cl->nr_shards > 4096)
+			cl->nr_shards = 4096;
+	}
+	if (cl->nr_shards > cl->cfg.connections)
+		cl->nr_shards = (unsigned)cl->cfg.connections;
+
+	ret = setup_shards(cl);
+	if (!ret)
+		ret = setup_control(cl);
+	cl->start_ms = loop_now_ms();
+	cl->last_tick_ms = cl->start_ms;
+	if (!ret)
+		ret = start_shards(cl);
+	if (ret < 0) {
+		exit_code = 1;
+		goto out;
+	}
+	snprintf(sources, sizeof(sources), "%zu source address%s", cl->cfg.nr_sources,
+		 cl->cfg.nr_sources == 1 ? "" : "es");
+	if (cl->cfg.rate)
+		snprintf(rate, sizeof(rate), "%u", cl->cfg.rate);
+	else
+		snprintf(rate, sizeof(rate), "unlimited");
+	log_info("%" PRIu64 " connections to %u server%s (first %s) from %s, "
+		 "%zu (source, server) pairs; rate %s/s, %u in flight at most, "
+		 "keepalive every %us", cl->cfg.connections, cl->cfg.nr_servers,
+		 cl->cfg.nr_servers == 1 ? "" : "s",
+		 net_addr_str(&cl->cfg.servers[0], 1, addr, sizeof(addr)),
+		 cl->cfg.nr_sources ? sources : "the kernel's source address",
+		 cl->plan.nr_tuples, rate, cl->cfg.max_inflight,
+		 cl->cfg.interval_s);
+	log_info("%s backend, %u shards x %u connections (%s), descriptor limit %lu",
+		 loop_backend_name(cl->backend), cl->nr_shards, cl->capacity,
+		 cl->shards[0].loop ? loop_features(cl->shards[0].loop) : "",
+		 nofile);
+
+	ret = loop_run(cl->ctl);
+	if (ret < 0) {
+		log_error("control loop failed: %s", strerror(-ret));
+		exit_code = 1;
+	}
+out:
+	atomic_store(&cl->stopping, 1);
+	for (unsigned i = 0; cl->shards && i < cl->nr_shards; i++)
+		if (cl->shards[i].loop)
+			loop_wake(cl->shards[i].loop);
+	for (unsigned i = 0; cl->shards && i < cl->nr_shards; i++)
+		if (cl->shards[i].thread)
+			pthread_join(cl->shards[i].thread, NULL);
+	if (cl->cfg.json && cl->shards && !exit_code)
+		print_summary(cl);
+	for (unsigned i = 0; cl->shards && i < cl->nr_shards; i++) {
+		struct client_shard *sh = &cl->shards[i];
+
+		free(sh->state);
+		free(sh->tuple_of);
+		free(sh->start_us);
+		free(sh->tuples);
+	}
+	free(cl->shards);
+	reporter_free(cl->reporter);
+	loop_free(cl->ctl);
+	plan_free(&cl->plan);
+	client_config_free(&cl->cfg);
+	close(cl->sig_fd);
+	return exit_code;
+}
