@@ -265,6 +265,10 @@ static void on_connect(struct client_shard *sh, const struct loop_event *ev)
 		tuple_backoff(sh, t, now);
 		return;
 	}
+	/* A connect slot came free: use it now rather than at the next tick
+	 * (the rate's tokens still apply). */
+	if (!atomic_load_explicit(&sh->cl->stopping, memory_order_relaxed))
+		start_connects(sh, now);
 	pthread_mutex_lock(&sh->hist_lock);
 	hist_add(&sh->latency, (uint32_t)(now_us() - sh->epoch_us) -
 			       sh->start_us[ev->slot]);
