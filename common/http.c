@@ -55,6 +55,7 @@ static int on_message_begin(llhttp_t *ll)
 	p->expect_continue = false;
 	p->expect_name_pos = 0;
 	p->in_expect_value = false;
+	p->field_seen = false;
 	return 0;
 }
 
@@ -76,6 +77,7 @@ static int on_header_field(llhttp_t *ll, const char *at, size_t len)
 
 	p->expect_name_pos = match_more(p->expect_name_pos, expect_name,
 					sizeof(expect_name) - 1, at, len);
+	p->field_seen = p->field_seen || len;
 	return 0;
 }
 
@@ -83,6 +85,10 @@ static int on_header_field_complete(llhttp_t *ll)
 {
 	struct http_parser *p = to_parser(ll);
 
+	/* llhttp 8 lets ": value" through even in strict mode. */
+	if (!p->field_seen)
+		return fail(p, 400, "empty header name");
+	p->field_seen = false;
 	p->in_expect_value = p->expect_name_pos == sizeof(expect_name) - 1;
 	p->expect_value_pos = 0;
 	return 0;

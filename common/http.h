@@ -62,6 +62,7 @@ struct http_parser {
 	uint8_t expect_name_pos;
 	uint8_t expect_value_pos;
 	bool in_expect_value;
+	bool field_seen;	/* the current header name has a byte */
 	uint16_t status;	/* HTTP_FEED_ERROR: status to answer */
 	const char *error;	/* HTTP_FEED_ERROR: static one-line reason */
 	uint32_t head_bytes;

@@ -260,9 +260,11 @@ static void respond(struct service *svc, uint32_t slot, unsigned status,
 	}
 	if (!keep) {
 		c->close_after_flush = true;
-		/* An error may leave the client sending: closing with unread
-		 * input would reset the connection and lose our answer. */
-		c->linger = status >= 400;
+		/* Refused mid-stream, the client may still be sending:
+		 * closing on unread input would reset the connection and
+		 * lose our answer with it. */
+		c->linger = status == 408 || status == 413 || status == 414 ||
+			    status == 431;
 	}
 	svc->self.requests++;
 	if (!conn_queue(svc, slot, head, (size_t)n))
