@@ -7,6 +7,10 @@
 //   k8s-check.mjs consistency OVERLAY...   images, ports, labels, selectors, env agree
 //   k8s-check.mjs env OVERLAY --tcp-server BIN --tcp-client BIN --tcp-server-stats BIN
 //                                          each Deployment's env is accepted by its program
+//   k8s-check.mjs dockerfile OVERLAY --tcp-server BIN ...
+//                                          the runtime image installs the packages of
+//                                          every library the programs link, runs as the
+//                                          manifests' user, has a stage per program
 //   k8s-check.mjs pod OVERLAY DEPLOYMENT   print replicas, command, sysctls and env of a
 //                                          Deployment's pod, one per line (netns stand-in)
 //
@@ -151,6 +155,23 @@ function checkOverlayConsistency(ov, objs) {
     ok(JSON.stringify(csc.capabilities?.drop) === '["ALL"]', `${name}: drops all capabilities`);
     ok(!!(psc.seccompProfile || csc.seccompProfile)?.type, `${name}: sets a seccomp profile`);
 
+    // Init containers: the same hardening and resources, and the same SERVER.
+    for (const ic of pod.spec.initContainers || []) {
+      const isc = ic.securityContext || {};
+      ok(isc.readOnlyRootFilesystem === true && isc.allowPrivilegeEscalation === false &&
+         JSON.stringify(isc.capabilities?.drop) === '["ALL"]',
+         `${name}: init container ${ic.name} is hardened like the main one`);
+      ok(ic.image === c.image, `${name}: init container ${ic.name} uses the same image`);
+      ok(!!ic.resources?.limits?.memory && !!ic.resources?.requests?.memory,
+         `${name}: init container ${ic.name} has resources`);
+      const iserver = (ic.env || []).find((e) => e.name === "SERVER");
+      if (iserver) {
+        ok(iserver.value === L.podEnv(d).SERVER,
+           `${name}: init container ${ic.name} waits for the client's SERVER`,
+           `${iserver.value} vs ${L.podEnv(d).SERVER}`);
+      }
+    }
+
     // Requests and limits, requests <= limits.
     const res = c.resources || {};
     for (const r of ["cpu", "memory"]) {
@@ -271,9 +292,38 @@ const ACCEPTED = {
   "tcp-server-stats": ["LISTEN", "PORT", "EXPIRE", "BACKEND"],
 };
 
+// What the container runtime adds to the manifest's env: the image's PATH.
+const IMAGE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+// tcp-client resolves SERVER while it parses its options, so the Service names must
+// resolve as cluster DNS would make them. As root, run it in a private mount namespace
+// with a hosts file giving every Service of the overlay an address (10.251.1.x; nothing
+// is contacted: --check-config only parses). Otherwise names fail and that is a failure.
+let hostsFile = null;
+function writeHosts(objs) {
+  const lines = ["127.0.0.1 localhost"];
+  objs.filter((o) => o.kind === "Service").forEach((svc, i) => {
+    const n = svc.metadata.name, ns = svc.metadata.namespace;
+    lines.push(`10.251.1.${10 + i} ${n} ${n}.${ns} ${n}.${ns}.svc ${n}.${ns}.svc.cluster.local`);
+  });
+  const dir = opts["cache-dir"] || fs.mkdtempSync("/tmp/k8s-check-");
+  hostsFile = path.join(dir, `hosts.${process.pid}`);
+  fs.writeFileSync(hostsFile, lines.join("\n") + "\n");
+  process.on("exit", () => fs.rmSync(hostsFile, { force: true }));
+}
+
+const canUnshare = process.getuid && process.getuid() === 0 &&
+  spawnSync("unshare", ["--mount", "true"]).status === 0;
+
 function runCheckConfig(bin, argv, env) {
+  const full = { PATH: IMAGE_PATH, ...env };
+  if (canUnshare && hostsFile) {
+    return spawnSync("unshare", ["--mount", "--propagation", "private", "sh", "-c",
+      'mount --bind "$0" /etc/hosts && exec "$@"', hostsFile, bin, ...argv, "--check-config"],
+      { env: full, encoding: "utf8", timeout: 10000 });
+  }
   return spawnSync(bin, [...argv, "--check-config"], {
-    env, encoding: "utf8", timeout: 10000,
+    env: full, encoding: "utf8", timeout: 10000,
   });
 }
 
@@ -285,7 +335,9 @@ function deepHas(value, pred) {
 
 async function checkEnv(overlays) {
   for (const ov of overlays) {
-    for (const d of L.deployments(await objectsOf(ov))) {
+    const objs = await objectsOf(ov);
+    writeHosts(objs);
+    for (const d of L.deployments(objs)) {
       const prog = L.programOf(d);
       const name = `${ov}: ${d.metadata.name} (${prog})`;
       const bin = opts[prog];
@@ -299,7 +351,7 @@ async function checkEnv(overlays) {
       const c = L.container(d);
       const argv = [...(c.command || []).slice(1), ...(c.args || [])];
 
-      // Exactly the pod's environment, nothing inherited from this shell.
+      // Exactly the pod's environment (plus the image's PATH), nothing from this shell.
       const r = runCheckConfig(bin, argv, env);
       if (!ok(r.status === 0, `${name}: --check-config accepts the manifest's env`,
               `exit ${r.status} ${r.signal || ""}: ${(r.stderr || "").trim()}`)) continue;
@@ -333,6 +385,74 @@ async function checkEnv(overlays) {
   }
 }
 
+// ---- Dockerfile against the programs and the manifests ----------------------------
+
+function stageOf(text, name) {
+  const re = new RegExp(`^FROM \\S+ AS ${name}\\s*$`, "m");
+  const m = re.exec(text);
+  if (!m) return null;
+  const rest = text.slice(m.index + m[0].length);
+  const next = /^FROM /m.exec(rest);
+  return next ? rest.slice(0, next.index) : rest;
+}
+
+function aptPackages(stage) {
+  const m = /apt-get install[^\n]*?(?:--no-install-recommends)?((?:[^\n]*\\\n)*[^\n]*)/.exec(stage);
+  if (!m) return [];
+  return m[1].replace(/\\\n/g, " ").split(/\s+/).filter((w) => /^[a-z0-9][a-z0-9.+-]+$/.test(w))
+    .filter((w) => !["&&", "rm"].includes(w));
+}
+
+async function checkDockerfile(overlays) {
+  const text = fs.readFileSync(path.join(L.REPO, "Dockerfile"), "utf8");
+  const runtime = stageOf(text, "runtime");
+  if (!ok(!!runtime, "Dockerfile: has a runtime stage")) return;
+  const pkgs = aptPackages(runtime);
+  ok(pkgs.length > 0, "Dockerfile: runtime stage installs packages", pkgs.join(" "));
+
+  // Every library a program links directly comes from a package the runtime installs
+  // (or libc6, which debian:bookworm-slim has).
+  for (const prog of L.PROGRAMS) {
+    const bin = opts[prog];
+    if (!ok(!!bin && fs.existsSync(bin), `Dockerfile: ${prog} built`, bin)) continue;
+    const re = spawnSync("readelf", ["-d", bin], { encoding: "utf8" });
+    if (!ok(re.status === 0, `Dockerfile: readelf -d ${prog}`, re.stderr)) continue;
+    const needed = [...re.stdout.matchAll(/\(NEEDED\).*\[(.+)\]/g)].map((m) => m[1]);
+    for (const so of needed) {
+      const ld = spawnSync("sh", ["-c", `ldconfig -p | awk -v s="${so}" '$1 == s { print $NF; exit }'`],
+                           { encoding: "utf8" });
+      const file = ld.stdout.trim();
+      // dpkg knows a file by the path its package shipped: /lib or /usr/lib (merged /usr).
+      let pkg = null;
+      for (const f of file ? [file, fs.realpathSync(file)] : []) {
+        const dp = spawnSync("dpkg", ["-S", f], { encoding: "utf8" });
+        if (dp.status === 0) {
+          pkg = dp.stdout.split(":")[0];
+          break;
+        }
+      }
+      ok(pkg && (pkg === "libc6" || pkgs.includes(pkg)),
+         `Dockerfile: ${prog} needs ${so}, from ${pkg || "?"}, installed in the runtime stage`);
+    }
+    ok(new RegExp(`/build/\\S*${prog}\\b`).test(text), `Dockerfile: copies ${prog} out of the build`);
+    const st = stageOf(text, prog);
+    ok(!!st && st.includes(`ENTRYPOINT ["/usr/local/bin/${prog}"]`), `Dockerfile: stage ${prog} with its ENTRYPOINT`);
+  }
+
+  // The image's user is the one the pods declare, and not root.
+  const user = /^USER (\d+):(\d+)\s*$/m.exec(runtime);
+  ok(!!user && Number(user[1]) > 0, "Dockerfile: runs as a numeric non-root USER");
+  for (const ov of overlays) {
+    for (const d of L.deployments(await objectsOf(ov))) {
+      const psc = d.spec.template.spec.securityContext || {};
+      ok(user && psc.runAsUser === Number(user[1]) && psc.runAsGroup === Number(user[2]),
+         `${ov}: ${d.metadata.name} runs as the image's user ${user && user[1]}`);
+      ok(L.container(d).command[0] === `/usr/local/bin/${L.programOf(d)}`,
+         `${ov}: ${d.metadata.name} command is where the image installs it`);
+    }
+  }
+}
+
 // ---- pod description for the netns stand-in ------------------------------------
 
 async function printPod(ov, depName) {
@@ -358,9 +478,10 @@ switch (mode) {
   case "schema": await checkSchema(positional); break;
   case "consistency": await checkConsistency(positional); break;
   case "env": await checkEnv(positional); break;
+  case "dockerfile": await checkDockerfile(positional); break;
   case "pod": await printPod(positional[0], positional[1]); break;
   default:
-    console.error(`usage: ${path.basename(process.argv[1])} render|schema|consistency|env|pod ...`);
+    console.error(`usage: ${path.basename(process.argv[1])} render|schema|consistency|env|dockerfile|pod ...`);
     process.exit(L.EXIT_FAIL);
 }
 finish();
