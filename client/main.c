@@ -5,8 +5,9 @@
  * The plan splits the connections over (source, server) tuples and each
  * tuple's share over the shards.  A shard keeps, per tuple, how many
  * connections it wants and has, and when it may try again: drops and
- * failures back off per tuple (exponential, with jitter), so a server that
- * is down sees a trickle of attempts, not a storm.
+ * failures back off per tuple (exponential, with jitter), and a tuple that
+ * is backing off sends one probe connect at a time until one succeeds, so a
+ * server that is down sees a trickle of attempts, not a storm.
  *
  * Keepalives: slot s of a shard belongs to bucket s mod B, and one bucket is
  * served every 100 ms, so each connection writes one byte per interval and
@@ -66,7 +67,8 @@ struct tuple_state {
 	uint64_t target;
 	uint64_t active;	/* connecting + established */
 	uint64_t next_ms;	/* no new attempt before this */
-	uint32_t backoff_ms;
+	uint32_t backoff_ms;	/* 0: healthy; else backing off */
+	uint32_t connecting;
 };
 
 struct shard_stats {
@@ -186,7 +188,8 @@ static void start_connects(struct client_shard *sh, uint64_t now)
 		struct tuple_state *t = &sh->tuples[sh->rr];
 		int slot;
 
-		if (t->active >= t->target || now < t->next_ms) {
+		if (t->active >= t->target || now < t->next_ms ||
+		    (t->backoff_ms && t->connecting)) {
 			if (t->active < t->target)
 				sh->ramping = true;
 			sh->rr = (sh->rr + 1) % n;
@@ -214,6 +217,7 @@ static void start_connects(struct client_shard *sh, uint64_t now)
 		sh->tuple_of[slot] = (uint32_t)sh->rr;
 		sh->start_us[slot] = (uint32_t)(now_us() - sh->epoch_us);
 		t->active++;
+		t->connecting++;
 		STAT_INC(&sh->stats, connecting);
 		if (sh->rate)
 			sh->tokens -= 1.0;
@@ -257,6 +261,7 @@ static void on_connect(struct client_shard *sh, const struct loop_event *ev)
 	uint64_t now = loop_now_ms();
 
 	STAT_DEC(&sh->stats, connecting);
+	t->connecting--;
 	if (ev->res < 0) {
 		sh->state[ev->slot] = SLOT_FREE;
 		t->active--;
