@@ -14,8 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define STORE_NAME_MAX		128
-#define STORE_LABEL_MAX		64
+#define STORE_NAME_MAX		256
+#define STORE_LABEL_MAX		256	/* DNS subdomain names, as pod and node names are */
 #define STORE_TEXT_MAX		256
 #define STORE_REASONS_MAX	16
 #define STORE_REASON_NAME_MAX	32

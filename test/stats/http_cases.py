@@ -138,7 +138,8 @@ def wrong_type(exe):
                  ({"name": "a", "connections": 1, "connectRate": "fast"}, "connectRate"),
                  ({"name": "a", "connections": 1, "rssBytes": {}}, "rssBytes"),
                  ({"name": "a", "connections": 1, "pod": 3}, "pod"),
-                 ({"name": "a" * 200, "connections": 1}, "name"),
+                 ({"name": "a" * 300, "connections": 1}, "name"),
+                 ({"name": "a", "connections": 1, "pod": "p" * 300}, "pod"),
                  ({"connections": 1}, "name"),
                  ({"name": "a"}, "connections"))
         for body, field in cases:
