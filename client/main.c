@@ -45,6 +45,7 @@
 #define BACKOFF_MAX_MS		10000
 #define ERRNO_MAX		256
 #define CTL_TICK_MS		1000
+#define BATCH_NR		64
 
 enum {
 	CTL_POLL_SIGNAL = 0,
@@ -323,6 +324,12 @@ static void shard_tick(struct client_shard *sh)
 	if (!atomic_load(&sh->cl->stopping))
 		start_connects(sh, now);
 	send_keepalives(sh, now);
+	/* Ramping, connect completions start the next connects: wake for
+	 * each.  Holding, wake for batches of keepalive completions. */
+	if (sh->ramping)
+		loop_set_batch(sh->loop, 1, 0);
+	else
+		loop_set_batch(sh->loop, BATCH_NR, IDLE_TICK_MS);
 	loop_timer(sh->loop, 0, sh->ramping ? RAMP_TICK_MS : IDLE_TICK_MS);
 }
 

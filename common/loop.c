@@ -152,6 +152,12 @@ int loop_poll_cancel(struct loop *loop, unsigned id)
 	return loop->ops->poll_cancel(loop, id);
 }
 
+void loop_set_batch(struct loop *loop, unsigned nr, unsigned max_delay_ms)
+{
+	loop->batch_nr = nr;
+	loop->batch_ms = max_delay_ms;
+}
+
 int loop_run(struct loop *loop)
 {
 	loop->stop = 0;

@@ -129,6 +129,16 @@ int loop_timer_cancel(struct loop *loop, unsigned id);
 int loop_poll(struct loop *loop, unsigned id, int fd, unsigned events);
 int loop_poll_cancel(struct loop *loop, unsigned id);
 
+/*
+ * Lets the loop sleep until nr completions are ready or max_delay_ms has
+ * passed, whichever comes first, instead of waking for each one: far fewer
+ * wake-ups where latency does not matter (keepalive reads).  Timers may then
+ * fire up to max_delay_ms late.  nr <= 1 restores waking for every event.
+ * io_uring only (DEFER_TASKRUN wakes a waiter only once enough completions
+ * are pending); the epoll backend ignores it.
+ */
+void loop_set_batch(struct loop *loop, unsigned nr, unsigned max_delay_ms);
+
 /* Runs until loop_stop().  Returns 0 or -errno of a fatal loop error. */
 int loop_run(struct loop *loop);
 void loop_stop(struct loop *loop);

@@ -30,6 +30,8 @@ struct loop {
 	unsigned capacity;
 	volatile int stop;
 	int wake_fd;			/* eventfd, written by loop_wake() */
+	unsigned batch_nr;		/* loop_set_batch() */
+	unsigned batch_ms;
 	char features[160];
 };
 

@@ -434,8 +434,17 @@ static int uring_close(struct loop *loop, uint32_t slot)
 	if (s->inflight) {
 		/* Everything still pending on this descriptor: the armed recv,
 		 * sends, a connect in progress.  Their CQEs drive the close. */
-		struct io_uring_sqe *sqe = get_sqe(u);
+		struct io_uring_sqe *sqe;
 
+		/* A connect linked behind its socket is only issued when task
+		 * work runs (DEFER_TASKRUN: at the next wait); until then a
+		 * cancel finds nothing and a connect without timeout would
+		 * hang on.  Run it now so the cancel below catches it. */
+		if (s->flags & S_CONNECTING) {
+			io_uring_submit(&u->ring);
+			io_uring_get_events(&u->ring);
+		}
+		sqe = get_sqe(u);
 		if (!sqe)
 			return -EBUSY;
 		io_uring_prep_cancel_fd(sqe, (int)slot,
@@ -728,7 +737,18 @@ static int uring_run(struct loop *loop)
 		unsigned head, n = 0;
 		int ret;
 
-		ret = io_uring_submit_and_wait(&u->ring, 1);
+		if (loop->batch_nr > 1) {
+			struct __kernel_timespec ts = {
+				.tv_sec = loop->batch_ms / 1000,
+				.tv_nsec = (long long)(loop->batch_ms % 1000) * 1000000,
+			};
+
+			ret = io_uring_submit_and_wait_timeout(&u->ring, &cqe,
+							       loop->batch_nr, &ts,
+							       NULL);
+		} else {
+			ret = io_uring_submit_and_wait(&u->ring, 1);
+		}
 		if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY &&
 		    ret != -ETIME)
 			return ret;

@@ -40,7 +40,8 @@
 #define LISTEN_BACKLOG		65535
 #define TICK_MS			1000
 #define SWEEP_MAX_TICKS		10
-#define ERRNO_SLOTS		256
+#define BATCH_NR		64
+#define BATCH_MS		50
 
 /* Control loop ids. */
 enum {
@@ -311,6 +312,9 @@ static void *shard_main(void *arg)
 		why = "arming the tick timer";
 		goto fail;
 	}
+	/* Keepalive reads need no low latency: wake for a batch of
+	 * completions, or every BATCH_MS, not for each one. */
+	loop_set_batch(sh->loop, BATCH_NR, BATCH_MS);
 	shard_started(sh, 0, NULL);
 	err = loop_run(sh->loop);
 	if (err < 0)
