@@ -763,8 +763,8 @@ int service_run(const struct stats_config *cfg)
 			  strerror(ENOMEM));
 		goto out;
 	}
-	for (unsigned i = 0; i < svc->capacity; i++)
-		svc->conns[i].prev = svc->conns[i].next = NO_SLOT;
+	/* Left untouched: a slot's links are set when it joins a list, and
+	 * zero pages cost nothing until a connection lands there. */
 
 	ret = net_listen(&cfg->listen, 4096, 0);
 	if (ret < 0) {
