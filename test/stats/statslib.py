@@ -51,8 +51,11 @@ class Stats:
                       "IDLE_TIMEOUT", "MAX_REPORTERS"):
                 env.pop(k, None)
             env.update(self.env or {})
+            # STATS_BACKEND runs the same case on another event loop.
+            backend = os.environ.get("STATS_BACKEND")
+            extra = ["--backend", backend] if backend else []
             self.proc = subprocess.Popen(
-                [self.exe, "--listen", "127.0.0.1:%d" % self.port] + self.args,
+                [self.exe, "--listen", "127.0.0.1:%d" % self.port] + extra + self.args,
                 env=env, stderr=subprocess.PIPE, text=True)
             if self._wait_ready():
                 return self
