@@ -5,9 +5,10 @@
  * The plan splits the connections over (source, server) tuples and each
  * tuple's share over the shards.  A shard keeps, per tuple, how many
  * connections it wants and has, and when it may try again: drops and
- * failures back off per tuple (exponential, with jitter), and a tuple that
- * is backing off sends one probe connect at a time until one succeeds, so a
- * server that is down sees a trickle of attempts, not a storm.
+ * failures back off per tuple (exponential, with jitter), a connection
+ * closed within SHORT_LIFE_MS counts as a failure, and a tuple whose
+ * connects fail sends one probe connect at a time until one succeeds, so a
+ * server that is down or full sees a trickle of attempts, not a storm.
  *
  * Keepalives: slot s of a shard belongs to bucket s mod B, and one bucket is
  * served every 100 ms, so each connection writes one byte per interval and
@@ -43,6 +44,9 @@
 #define KA_BUCKET_MS		100
 #define BACKOFF_MIN_MS		100
 #define BACKOFF_MAX_MS		10000
+/* A connection closed sooner than this after its connect started counts as
+ * a failure (a server at its limit accepts and closes at once). */
+#define SHORT_LIFE_MS		2000
 #define ERRNO_MAX		256
 #define CTL_TICK_MS		1000
 #define BATCH_NR		64
@@ -68,8 +72,9 @@ struct tuple_state {
 	uint64_t target;
 	uint64_t active;	/* connecting + established */
 	uint64_t next_ms;	/* no new attempt before this */
-	uint32_t backoff_ms;	/* 0: healthy; else backing off */
+	uint32_t backoff_ms;	/* grows with each failure, 0 after a long life */
 	uint32_t connecting;
+	bool probing;		/* connects fail: one at a time until one works */
 };
 
 struct shard_stats {
@@ -190,7 +195,7 @@ static void start_connects(struct client_shard *sh, uint64_t now)
 		int slot;
 
 		if (t->active >= t->target || now < t->next_ms ||
-		    (t->backoff_ms && t->connecting)) {
+		    (t->probing && t->connecting)) {
 			if (t->active < t->target)
 				sh->ramping = true;
 			sh->rr = (sh->rr + 1) % n;
@@ -268,6 +273,7 @@ static void on_connect(struct client_shard *sh, const struct loop_event *ev)
 		t->active--;
 		STAT_INC(&sh->stats, connects_failed);
 		STAT_INC(&sh->stats, failed[errno_index(-ev->res)]);
+		t->probing = true;
 		tuple_backoff(sh, t, now);
 		return;
 	}
@@ -280,7 +286,7 @@ static void on_connect(struct client_shard *sh, const struct loop_event *ev)
 			       sh->start_us[ev->slot]);
 	pthread_mutex_unlock(&sh->hist_lock);
 	sh->state[ev->slot] = SLOT_ESTABLISHED;
-	t->backoff_ms = 0;
+	t->probing = false;
 	STAT_INC(&sh->stats, connects_ok);
 	STAT_INC(&sh->stats, established);
 	if (!sh->stats.reached_ms &&
@@ -297,16 +303,24 @@ static void on_closed(struct client_shard *sh, const struct loop_event *ev)
 {
 	struct tuple_state *t = &sh->tuples[sh->tuple_of[ev->slot]];
 	uint64_t now = loop_now_ms();
+	uint32_t life_ms = ((uint32_t)(now_us() - sh->epoch_us) -
+			    sh->start_us[ev->slot]) / 1000;
 
 	sh->state[ev->slot] = SLOT_FREE;
 	STAT_DEC(&sh->stats, established);
 	t->active--;
-	/* Reconnect after a jittered pause, so that a server restart is not
-	 * answered by every client at the same instant. */
-	if (!t->backoff_ms)
-		t->backoff_ms = BACKOFF_MIN_MS;
+	if (life_ms < SHORT_LIFE_MS) {
+		/* Accepted and closed at once: the server is full, or something
+		 * in the path cuts connections.  Back off as for a failure. */
+		tuple_backoff(sh, t, now);
+		return;
+	}
+	/* A connection that lived dropped: reconnect after a short jittered
+	 * pause, so that a server restart is not answered by every client at
+	 * the same instant. */
+	t->backoff_ms = 0;
 	if (t->next_ms < now)
-		t->next_ms = now + jitter(sh, t->backoff_ms);
+		t->next_ms = now + jitter(sh, BACKOFF_MIN_MS);
 }
 
 static void shard_tick(struct client_shard *sh)

@@ -114,6 +114,11 @@ struct uring_loop {
 	} listeners[MAX_LISTENERS];
 	unsigned nr_listeners;
 
+	/* An ended multishot accept was re-armed: its next completion may be
+	 * due at once (a full table refuses one connection per arm), so the
+	 * next wait must not sleep for a batch. */
+	bool rearmed;
+
 	struct utimer timers[LOOP_MAX_TIMERS];
 	struct upoll polls[LOOP_MAX_POLLS];
 	uint16_t wake_gen;
@@ -628,8 +633,10 @@ static void handle_cqe(struct uring_loop *u, const struct io_uring_cqe *cqe)
 			s->flags = S_OPEN;
 			s->inflight = 0;
 		}
-		if (!more && !u->base.stop)
+		if (!more && !u->base.stop) {
 			arm_accept(u, idx);
+			u->rearmed = true;
+		}
 		loop_emit(&u->base, LOOP_EV_ACCEPT,
 			  cqe->res >= 0 ? (uint32_t)cqe->res : UINT32_MAX,
 			  u->listeners[idx].tag, cqe->res, NULL);
@@ -737,7 +744,7 @@ static int uring_run(struct loop *loop)
 		unsigned head, n = 0;
 		int ret;
 
-		if (loop->batch_nr > 1) {
+		if (loop->batch_nr > 1 && !u->rearmed) {
 			struct __kernel_timespec ts = {
 				.tv_sec = loop->batch_ms / 1000,
 				.tv_nsec = (long long)(loop->batch_ms % 1000) * 1000000,
@@ -749,6 +756,7 @@ static int uring_run(struct loop *loop)
 		} else {
 			ret = io_uring_submit_and_wait(&u->ring, 1);
 		}
+		u->rearmed = false;
 		if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY &&
 		    ret != -ETIME)
 			return ret;

@@ -622,7 +622,9 @@ int main(int argc, char **argv)
 	if (srv->backend == LOOP_BACKEND_EPOLL) {
 		/* Ordinary descriptors, one table for the whole process. */
 		if (srv->cfg.max_connections + 64 > srv->capacity) {
-			if (srv->cfg.backend == LOOP_BACKEND_EPOLL) {
+			/* A limit asked for is refused; the default is capped. */
+			if (srv->cfg.backend == LOOP_BACKEND_EPOLL &&
+			    srv->cfg.max_connections_set) {
 				fprintf(stderr, "tcp-server: --max-connections %" PRIu64
 					" needs more than the %u descriptors epoll can "
 					"use here (RLIMIT_NOFILE); use --backend uring "
