@@ -261,9 +261,14 @@ static int epoll_listen(struct loop *loop, int fd, uint32_t tag)
 	struct epoll_loop *e = to_epoll(loop);
 	unsigned idx = e->nr_listeners;
 	struct epoll_event ev = { .events = EPOLLIN };
+	int flags;
 
 	if (idx == MAX_LISTENERS)
 		return -ENOSPC;
+	/* Accepting until EAGAIN needs a non-blocking listener. */
+	flags = fcntl(fd, F_GETFL);
+	if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
+		return -errno;
 	if (e->spare_fd < 0) {
 		e->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 		if (e->spare_fd < 0)
@@ -284,16 +289,21 @@ static int epoll_listen(struct loop *loop, int fd, uint32_t tag)
  * accept the connection, close it (the peer sees a reset or EOF) and take
  * the spare back.
  */
-static void accept_and_drop(struct epoll_loop *e, int listen_fd)
+static bool accept_and_drop(struct epoll_loop *e, int listen_fd)
 {
 	int fd;
 
-	if (e->spare_fd >= 0)
-		close(e->spare_fd);
+	if (e->spare_fd < 0)
+		return false;
+	close(e->spare_fd);
+	/* accept4 takes a descriptor before it looks at the queue, so the
+	 * EMFILE may have come with nothing pending: then this one finds
+	 * EAGAIN. */
 	fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
 	if (fd >= 0)
 		close(fd);
 	e->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	return fd >= 0;
 }
 
 static void handle_accept(struct epoll_loop *e, unsigned idx)
@@ -313,12 +323,13 @@ static void handle_accept(struct epoll_loop *e, unsigned idx)
 				continue;
 			res = -errno;
 			if (res == -EMFILE || res == -ENFILE) {
-				accept_and_drop(e, listen_fd);
+				if (!accept_and_drop(e, listen_fd))
+					return;
 				res = -ENFILE;
 			}
 			loop_emit(&e->base, LOOP_EV_ACCEPT, UINT32_MAX, tag,
 				  res, NULL);
-			if (res != -ENFILE || e->spare_fd < 0)
+			if (res != -ENFILE)
 				return;
 			continue;
 		}
