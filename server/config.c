@@ -101,6 +101,7 @@ static int apply(void *arg, int c, const char *opt, const char *val,
 	case 't':
 		return cfg_parse_uint(opt, val, 0, 32767, &cfg->idle_timeout_s, err);
 	case 'm':
+		cfg->max_connections_set = true;
 		return cfg_parse_u64(opt, val, 1, 1ull << 32, &cfg->max_connections,
 				     err);
 	case 's':

@@ -17,6 +17,7 @@ struct server_config {
 	unsigned nr_listen;
 	unsigned idle_timeout_s;	/* 0: never */
 	uint64_t max_connections;
+	bool max_connections_set;	/* given, not the default */
 	unsigned shards;		/* 0: auto */
 	enum loop_backend backend;
 	char name[256];
