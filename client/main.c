@@ -309,6 +309,9 @@ static void on_closed(struct client_shard *sh, const struct loop_event *ev)
 	sh->state[ev->slot] = SLOT_FREE;
 	STAT_DEC(&sh->stats, established);
 	t->active--;
+	/* Whatever ended it, check the way is clear with one connect before
+	 * sending the rest: its success restores full speed. */
+	t->probing = true;
 	if (life_ms < SHORT_LIFE_MS) {
 		/* Accepted and closed at once: the server is full, or something
 		 * in the path cuts connections.  Back off as for a failure. */
