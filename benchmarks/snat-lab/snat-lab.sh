@@ -59,7 +59,7 @@ Configuration:
       --interval S          keepalive interval outside --idle (default 15)
       --duration S          bound on each run (default 120)
       --settle S            end a run when the server's count has not changed
-                            for S seconds (default 6; not for --idle)
+                            for S seconds (default 10; not for --idle)
       --bin DIR             build directory with server/tcp-server,
                             client/tcp-client and stats/tcp-server-stats
                             (default: the newest build*/ of this tree)
@@ -88,7 +88,7 @@ rate=5000
 connect_timeout=3
 interval=15
 duration=120
-settle=6
+settle=10
 bindir=
 use_stats=1
 keep=0
@@ -464,6 +464,8 @@ try:
 except (OSError, ValueError):
     pass
 diagnoses = [c["diagnosis"] for c in clients if c.get("diagnosis")]
+ramps = [c.get("time_to_target_s") for c in clients]
+ramp = max(ramps) if ramps and None not in ramps else None
 print(json.dumps({
     "scenario": name, "mode": mode, "frontend_addresses": k if mode == "snat" else 0,
     "ports_per_address": nports if mode == "snat" else None,
@@ -473,6 +475,7 @@ print(json.dumps({
     "expected_note": note, "connects_failed": nfail, "failed": failed,
     "drops": drops, "keepalives_sent": keepalives,
     "server_peers": peers, "pins": pins, "lb_conntrack_count": ct_count,
+    "clients_time_to_target_s": ramp,
     "clients_reported": len(clients), "diagnosis": diagnoses or None,
     "dashboard_rows": len(dash) if isinstance(dash, list) else None,
 }))
