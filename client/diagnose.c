@@ -84,14 +84,13 @@ static const struct diag_point *point(const struct diag *d, unsigned i)
 	return &d->hist[(d->next + DIAG_HISTORY - 1 - i) % DIAG_HISTORY];
 }
 
-static void describe_plateau(struct diag *d)
+static void plateau_verdict(struct diag *d)
 {
 	const struct diag_point *now = point(d, 0), *p = now;
 	uint64_t tol = now->established / 1000 + 2, timed_out, refused, no_addr;
 	uint64_t failed, span, k;
 	size_t len;
 
-	d->plateau[0] = '\0';
 	if (now->established >= d->target)
 		return;
 	/* The longest recent stretch over which established stayed flat. */
@@ -143,6 +142,26 @@ static void describe_plateau(struct diag *d)
 			 " established: add --source addresses or --server ports",
 			 now->established);
 	}
+}
+
+static void describe_plateau(struct diag *d)
+{
+	const struct diag_point *now = point(d, 0);
+	uint64_t tol = d->plateau_level / 1000 + 2;
+	char kept[DIAG_TEXT_MAX] = "";
+
+	/* Once seen, a plateau stays explained while the count stays on it:
+	 * with back-off the timeouts get sparse, the cause does not go. */
+	if (d->plateau[0] && now->established < d->target &&
+	    now->established + tol >= d->plateau_level &&
+	    now->established <= d->plateau_level + tol)
+		memcpy(kept, d->plateau, sizeof(kept));
+	d->plateau[0] = '\0';
+	plateau_verdict(d);
+	if (d->plateau[0])
+		d->plateau_level = now->established;
+	else if (kept[0])
+		memcpy(d->plateau, kept, sizeof(kept));
 }
 
 static const char *drop_reason(const struct diag_sample *s)

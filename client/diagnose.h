@@ -54,6 +54,7 @@ struct diag {
 	unsigned nr_points, next;
 	unsigned drop_ticks;		/* samples in which drops grew */
 	uint64_t first_drop_ms, last_drop_ms;
+	uint64_t plateau_level;		/* established when it was seen */
 	char plateau[DIAG_TEXT_MAX];	/* current, or "" */
 	char idle[DIAG_TEXT_MAX];	/* sticky once seen */
 	char text[2 * DIAG_TEXT_MAX + 2];	/* plateau "; " idle */
