@@ -31,6 +31,7 @@
 #include <jansson.h>
 
 #include "client.h"
+#include "diagnose.h"
 #include "hist.h"
 #include "log.h"
 #include "loop.h"
@@ -87,6 +88,7 @@ struct shard_stats {
 	_Atomic uint64_t reached_ms;	/* when this shard first held its share */
 	_Atomic uint64_t failed[ERRNO_MAX];	/* connect failures by errno */
 	_Atomic uint64_t dropped[ERRNO_MAX];	/* drops by errno, 0 = EOF */
+	_Atomic uint64_t drop_age[DIAG_AGE_BUCKETS];	/* drops by connection age */
 };
 
 struct client;
@@ -138,6 +140,9 @@ struct client {
 	uint64_t last_report_ms, reported_established;
 	uint64_t last_connects_ok, last_tick_ms;
 	double connect_rate;	/* over the last second */
+	struct diag diag;
+	char diagnosis[sizeof(((struct diag *)0)->text)];	/* last logged */
+	uint64_t diagnosis_ms;
 	bool tty;
 	bool line_open;
 
@@ -308,6 +313,7 @@ static void on_closed(struct client_shard *sh, const struct loop_event *ev)
 
 	sh->state[ev->slot] = SLOT_FREE;
 	STAT_DEC(&sh->stats, established);
+	STAT_INC(&sh->stats, drop_age[diag_age_bucket(life_ms)]);
 	t->active--;
 	/* Whatever ended it, check the way is clear with one connect before
 	 * sending the rest: its success restores full speed. */
@@ -561,6 +567,8 @@ static void send_report(struct client *cl, uint64_t established)
 	json_object_set_new(doc, "connectRate", json_real(cl->connect_rate));
 	json_object_set_new(doc, "latencyUs", latency_json(cl));
 	json_object_set_new(doc, "keepalives", json_integer((json_int_t)SUM(cl, keepalives)));
+	if (diag_text(&cl->diag))
+		json_object_set_new(doc, "diagnosis", json_string(diag_text(&cl->diag)));
 	body = json_dumps(doc, JSON_COMPACT);
 	json_decref(doc);
 	if (body)
@@ -580,6 +588,55 @@ static void failure_summary(struct client *cl, char *buf, size_t len)
 			off += (size_t)snprintf(buf + off, len - off, "%s%s %" PRIu64,
 						off ? ", " : "", errno_name(e), n);
 	}
+}
+
+/* Equal but for the numbers in them. */
+static bool same_words(const char *a, const char *b)
+{
+	for (;;) {
+		while (*a >= '0' && *a <= '9')
+			a++;
+		while (*b >= '0' && *b <= '9')
+			b++;
+		if (*a != *b)
+			return false;
+		if (!*a)
+			return true;
+		a++;
+		b++;
+	}
+}
+
+/* Feeds this second's counters to the diagnosis; logs it when its words
+ * change, and every 30 s while it holds. */
+static void diagnose(struct client *cl, uint64_t now, uint64_t established,
+		     uint64_t connecting)
+{
+	uint64_t failed[ERRNO_MAX], dropped[ERRNO_MAX], age[DIAG_AGE_BUCKETS];
+	struct diag_sample sample = {
+		.now_ms = now, .established = established, .connecting = connecting,
+		.failed = failed, .dropped = dropped, .nr_errno = ERRNO_MAX,
+		.drop_age = age,
+	};
+	const char *text;
+
+	for (unsigned e = 0; e < ERRNO_MAX; e++) {
+		failed[e] = SUM(cl, failed[e]);
+		dropped[e] = SUM(cl, dropped[e]);
+	}
+	for (unsigned b = 0; b < DIAG_AGE_BUCKETS; b++)
+		age[b] = SUM(cl, drop_age[b]);
+	text = diag_update(&cl->diag, &sample);
+	if (!text)
+		return;
+	if (same_words(text, cl->diagnosis) && now - cl->diagnosis_ms < 30000)
+		return;
+	snprintf(cl->diagnosis, sizeof(cl->diagnosis), "%s", text);
+	cl->diagnosis_ms = now;
+	if (cl->line_open)
+		fputc('\n', stderr);
+	cl->line_open = false;
+	log_warn("diagnosis: %s", text);
 }
 
 static void on_tick(struct client *cl)
@@ -611,6 +668,7 @@ static void on_tick(struct client *cl)
 			 cl->cfg.connections,
 			 (double)(cl->target_reached_ms - cl->start_ms) / 1000.0);
 	}
+	diagnose(cl, now, established, connecting);
 	failure_summary(cl, failures, sizeof(failures));
 	if (cl->tty) {
 		fprintf(stderr, "\r\033[Kestablished %" PRIu64 "/%" PRIu64
@@ -665,6 +723,8 @@ static void print_summary(struct client *cl)
 	json_object_set_new(doc, "keepalives_sent", json_integer((json_int_t)SUM(cl, keepalives)));
 	json_object_set_new(doc, "duration_s", json_real((double)(now - cl->start_ms) / 1000.0));
 	json_object_set_new(doc, "rss_bytes", json_integer((json_int_t)proc_rss_bytes()));
+	json_object_set_new(doc, "diagnosis", diag_text(&cl->diag) ?
+			    json_string(diag_text(&cl->diag)) : json_null());
 	s = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	json_decref(doc);
 	if (s) {
@@ -852,6 +912,7 @@ int main(int argc, char **argv)
 
 	cl->start_time = time(NULL);
 	cl->tty = isatty(STDERR_FILENO);
+	diag_init(&cl->diag, cl->cfg.connections, cl->cfg.interval_s);
 	pthread_mutex_init(&cl->start_lock, NULL);
 	pthread_cond_init(&cl->start_cond, NULL);
 	cl->sig_fd = shard_signals_block();
