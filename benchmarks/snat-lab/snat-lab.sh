@@ -64,9 +64,9 @@ Configuration:
                             client/tcp-client and stats/tcp-server-stats
                             (default: the newest build*/ of this tree)
       --no-stats            do not run tcp-server-stats in the lab
-      --keep                leave the last scenario's namespaces (debugging;
-                            delete them with: ip -all netns delete is NOT
-                            safe, use ip netns del NAME)
+      --keep                leave the last scenario's namespaces, with its
+                            programs stopped, for debugging (remove them
+                            with ip netns del NAME)
   -h, --help                this text
 
 Needs root, nft (nftables), ip and ss (iproute2), python3.
@@ -139,7 +139,6 @@ port_hi=${ports#*-}
 nports=$((port_hi - port_lo + 1))
 (( ct_max )) || ct_max=$(( nports / 2 > 64 ? nports / 2 : 64 ))
 (( idle_t )) || idle_t=4
-nsources=$((pods * addrs))
 
 # --- what we need ------------------------------------------------------------
 if (( EUID != 0 )); then
