@@ -64,9 +64,9 @@ Configuration:
                             client/tcp-client and stats/tcp-server-stats
                             (default: the newest build*/ of this tree)
       --no-stats            do not run tcp-server-stats in the lab
-      --keep                leave the last scenario's namespaces, with its
-                            programs stopped, for debugging (remove them
-                            with ip netns del NAME)
+      --keep                leave the namespaces (one scenario only), with
+                            the programs stopped, for debugging (remove
+                            them with ip netns del NAME)
   -h, --help                this text
 
 Needs root, nft (nftables), ip and ss (iproute2), python3.
@@ -133,6 +133,7 @@ while (($#)); do
 	shift
 done
 ((${#scenarios[@]})) || { usage >&2; die "no scenario given (e.g. --snat)"; }
+(( keep && ${#scenarios[@]} > 1 )) && die "--keep needs a single scenario"
 
 port_lo=${ports%-*}
 port_hi=${ports#*-}
@@ -388,7 +389,7 @@ run() {
 	for pid in "${client_pids[@]}"; do
 		for t in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
 	done
-	teardown
+	if (( keep )); then stop_pids; else teardown; fi
 	(( ctm )) && restore_ct_max
 	python3 - "$dir" "$name" "$mode" "$k" "$nports" "$ctm" "$idle" "$ival" "$req" \
 		"$pods" "$addrs" "$held" >"$dir/result.json" <<'EOF' || { note "$name: no result"; return 1; }
