@@ -55,6 +55,7 @@ enum uop {
 	UOP_TIMER,
 	UOP_POLL,
 	UOP_WAKE,
+	UOP_DRAIN,		/* loop_free(): the cancel-everything request */
 };
 
 /* Per-slot state: 4 bytes. */
@@ -771,10 +772,54 @@ static int uring_run(struct loop *loop)
 	return 0;
 }
 
+/*
+ * Closes every connection now, in this thread: cancel all requests (an armed
+ * recv holds its socket open), collect the cancellations, then drop the
+ * fixed-file table.  Left to io_uring_queue_exit(), the sockets would close
+ * whenever the kernel's asynchronous ring teardown gets to them, which on a
+ * loaded machine can be seconds after the process is gone.
+ */
+static void uring_release_all(struct uring_loop *u)
+{
+	struct io_uring_sqe *sqe = get_sqe(u);
+	uint64_t deadline = loop_now_ms() + 2000;
+	bool cancelled = false;
+
+	if (!sqe)
+		return;
+	io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY |
+					IORING_ASYNC_CANCEL_ALL);
+	io_uring_sqe_set_data64(sqe, ud_make(UOP_DRAIN, 0, 0));
+	if (io_uring_submit(&u->ring) < 0)
+		return;
+	/* The cancelled requests complete just after the cancel itself: reap
+	 * until the ring has been quiet for a moment. */
+	while (loop_now_ms() < deadline) {
+		struct __kernel_timespec ts = { .tv_nsec = 20000000 };
+		struct io_uring_cqe *cqe;
+		unsigned head, n = 0;
+
+		if (io_uring_wait_cqe_timeout(&u->ring, &cqe, &ts) < 0) {
+			if (cancelled)
+				break;
+			continue;
+		}
+		io_uring_for_each_cqe(&u->ring, head, cqe) {
+			if (ud_op(cqe->user_data) == UOP_DRAIN)
+				cancelled = true;
+			n++;
+		}
+		io_uring_cq_advance(&u->ring, n);
+	}
+	io_uring_unregister_files(&u->ring);
+}
+
 static void uring_free(struct loop *loop)
 {
 	struct uring_loop *u = to_uring(loop);
 
+	if (u->slots)
+		uring_release_all(u);
 	io_uring_queue_exit(&u->ring);
 	if (u->br)
 		munmap(u->br, u->br_size);
