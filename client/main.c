@@ -31,6 +31,7 @@
 #include <jansson.h>
 
 #include "client.h"
+#include "counters.h"
 #include "diagnose.h"
 #include "hist.h"
 #include "log.h"
@@ -146,17 +147,11 @@ struct client {
 	bool tty;
 	bool line_open;
 
-	pthread_mutex_t start_lock;
-	pthread_cond_t start_cond;
-	unsigned started;
+	struct shard_barrier started;
 };
 
 static const char keepalive_byte = '.';
 
-#define STAT_INC(s, f) atomic_store_explicit(&(s)->f, \
-	atomic_load_explicit(&(s)->f, memory_order_relaxed) + 1, memory_order_relaxed)
-#define STAT_DEC(s, f) atomic_store_explicit(&(s)->f, \
-	atomic_load_explicit(&(s)->f, memory_order_relaxed) - 1, memory_order_relaxed)
 
 static uint64_t now_us(void)
 {
@@ -219,8 +214,8 @@ static void start_connects(struct client_shard *sh, uint64_t now)
 		if (slot < 0) {
 			/* No slot free or the kernel said no right away:
 			 * count it like a failed connect and back off. */
-			STAT_INC(&sh->stats, connects_failed);
-			STAT_INC(&sh->stats, failed[errno_index(-slot)]);
+			COUNTER_INC(&sh->stats.connects_failed);
+			COUNTER_INC(&sh->stats.failed[errno_index(-slot)]);
 			tuple_backoff(sh, t, now);
 			continue;
 		}
@@ -229,7 +224,7 @@ static void start_connects(struct client_shard *sh, uint64_t now)
 		sh->start_us[slot] = (uint32_t)(now_us() - sh->epoch_us);
 		t->active++;
 		t->connecting++;
-		STAT_INC(&sh->stats, connecting);
+		COUNTER_INC(&sh->stats.connecting);
 		if (sh->rate)
 			sh->tokens -= 1.0;
 		idle = 0;
@@ -260,8 +255,8 @@ static void send_keepalives(struct client_shard *sh, uint64_t now)
 
 static void client_drop(struct client_shard *sh, uint32_t slot, int err)
 {
-	STAT_INC(&sh->stats, drops);
-	STAT_INC(&sh->stats, dropped[errno_index(err)]);
+	COUNTER_INC(&sh->stats.drops);
+	COUNTER_INC(&sh->stats.dropped[errno_index(err)]);
 	sh->state[slot] = SLOT_CLOSING;
 	loop_close(sh->loop, slot);
 }
@@ -271,13 +266,13 @@ static void on_connect(struct client_shard *sh, const struct loop_event *ev)
 	struct tuple_state *t = &sh->tuples[ev->id];
 	uint64_t now = loop_now_ms();
 
-	STAT_DEC(&sh->stats, connecting);
+	COUNTER_DEC(&sh->stats.connecting);
 	t->connecting--;
 	if (ev->res < 0) {
 		sh->state[ev->slot] = SLOT_FREE;
 		t->active--;
-		STAT_INC(&sh->stats, connects_failed);
-		STAT_INC(&sh->stats, failed[errno_index(-ev->res)]);
+		COUNTER_INC(&sh->stats.connects_failed);
+		COUNTER_INC(&sh->stats.failed[errno_index(-ev->res)]);
 		t->probing = true;
 		tuple_backoff(sh, t, now);
 		return;
@@ -292,8 +287,8 @@ static void on_connect(struct client_shard *sh, const struct loop_event *ev)
 	pthread_mutex_unlock(&sh->hist_lock);
 	sh->state[ev->slot] = SLOT_ESTABLISHED;
 	t->probing = false;
-	STAT_INC(&sh->stats, connects_ok);
-	STAT_INC(&sh->stats, established);
+	COUNTER_INC(&sh->stats.connects_ok);
+	COUNTER_INC(&sh->stats.established);
 	if (!sh->stats.reached_ms &&
 	    atomic_load_explicit(&sh->stats.established, memory_order_relaxed) >=
 	    sh->target)
@@ -312,8 +307,8 @@ static void on_closed(struct client_shard *sh, const struct loop_event *ev)
 			    sh->start_us[ev->slot]) / 1000;
 
 	sh->state[ev->slot] = SLOT_FREE;
-	STAT_DEC(&sh->stats, established);
-	STAT_INC(&sh->stats, drop_age[diag_age_bucket(life_ms)]);
+	COUNTER_DEC(&sh->stats.established);
+	COUNTER_INC(&sh->stats.drop_age[diag_age_bucket(life_ms)]);
 	t->active--;
 	/* Whatever ended it, check the way is clear with one connect before
 	 * sending the rest: its success restores full speed. */
@@ -377,7 +372,7 @@ static void shard_cb(struct loop *loop, const struct loop_event *ev, void *arg)
 			break;
 		}
 		sh->state[ev->slot] = SLOT_ESTABLISHED;
-		STAT_INC(&sh->stats, keepalives);
+		COUNTER_INC(&sh->stats.keepalives);
 		break;
 	case LOOP_EV_CLOSED:
 		on_closed(sh, ev);
@@ -396,14 +391,9 @@ static void shard_cb(struct loop *loop, const struct loop_event *ev, void *arg)
 
 static void shard_started(struct client_shard *sh, int err, const char *why)
 {
-	struct client *cl = sh->cl;
-
-	pthread_mutex_lock(&cl->start_lock);
 	sh->start_err = err;
 	sh->start_why = why;
-	cl->started++;
-	pthread_cond_signal(&cl->start_cond);
-	pthread_mutex_unlock(&cl->start_lock);
+	shard_barrier_arrive(&sh->cl->started);
 }
 
 static void *shard_main(void *arg)
@@ -461,13 +451,8 @@ fail:
 
 static uint64_t sum_at(struct client *cl, size_t offset)
 {
-	uint64_t total = 0;
-
-	for (unsigned i = 0; i < cl->nr_shards; i++)
-		total += atomic_load_explicit((_Atomic uint64_t *)
-			((char *)&cl->shards[i].stats + offset),
-			memory_order_relaxed);
-	return total;
+	return counter_sum(cl->shards, sizeof(*cl->shards), cl->nr_shards,
+			   offsetof(struct client_shard, stats) + offset);
 }
 
 #define SUM(cl, field) sum_at(cl, offsetof(struct shard_stats, field))
@@ -535,17 +520,10 @@ static json_t *latency_json(struct client *cl)
 static void report_done(void *arg, const struct report_result *res)
 {
 	struct client *cl = arg;
-	uint64_t suppressed = 0;
 
-	if (res->ok || !log_ratelimit_ok(&cl->report_rl, &suppressed))
-		return;
-	if (res->http_status)
-		log_warn("report to %s answered HTTP %ld (%" PRIu64 " more failures not shown)",
-			 cl->cfg.report_url, res->http_status, suppressed);
-	else
-		log_warn("report to %s failed: %s (%" PRIu64 " more failures not shown)",
-			 cl->cfg.report_url, res->error ? res->error : "unknown error",
-			 suppressed);
+	if (!res->ok)
+		log_report_failure(&cl->report_rl, cl->cfg.report_url,
+				   res->http_status, res->error);
 }
 
 static void send_report(struct client *cl, uint64_t established)
@@ -767,22 +745,15 @@ static void ctl_cb(struct loop *loop, const struct loop_event *ev, void *arg)
 
 static enum loop_backend resolve_backend(enum loop_backend want)
 {
-	struct loop_config lc = { .backend = LOOP_BACKEND_URING, .capacity = 1,
-				  .buf_count = 1, .buf_size = 64 };
-	const char *why = NULL;
-	struct loop *probe;
-	int err = 0;
+	enum loop_backend got;
+	const char *why;
+	int err;
 
-	if (want != LOOP_BACKEND_AUTO)
-		return want;
-	probe = loop_new(&lc, NULL, NULL, &err, &why);
-	if (probe) {
-		loop_free(probe);
-		return LOOP_BACKEND_URING;
-	}
-	log_warn("io_uring is not available (%s: %s); falling back to epoll",
-		 why ? why : "setup", strerror(-err));
-	return LOOP_BACKEND_EPOLL;
+	got = loop_probe_backend(want, &err, &why);
+	if (want == LOOP_BACKEND_AUTO && got == LOOP_BACKEND_EPOLL)
+		log_warn("io_uring is not available (%s: %s); falling back to epoll",
+			 why ? why : "setup", strerror(-err));
+	return got;
 }
 
 static int start_shards(struct client *cl)
@@ -798,10 +769,7 @@ static int start_shards(struct client *cl)
 			return ret;
 		}
 	}
-	pthread_mutex_lock(&cl->start_lock);
-	while (cl->started < cl->nr_shards)
-		pthread_cond_wait(&cl->start_cond, &cl->start_lock);
-	pthread_mutex_unlock(&cl->start_lock);
+	shard_barrier_wait(&cl->started, cl->nr_shards);
 	for (unsigned i = 0; i < cl->nr_shards; i++) {
 		if (cl->shards[i].start_err < 0) {
 			log_error("shard %u: %s: %s", i, cl->shards[i].start_why,
@@ -913,8 +881,7 @@ int main(int argc, char **argv)
 	cl->start_time = time(NULL);
 	cl->tty = isatty(STDERR_FILENO);
 	diag_init(&cl->diag, cl->cfg.connections, cl->cfg.interval_s);
-	pthread_mutex_init(&cl->start_lock, NULL);
-	pthread_cond_init(&cl->start_cond, NULL);
+	shard_barrier_init(&cl->started);
 	cl->sig_fd = shard_signals_block();
 	if (cl->sig_fd < 0) {
 		log_error("signalfd: %s", strerror(-cl->sig_fd));

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -48,4 +49,20 @@ bool log_ratelimit_ok(struct log_ratelimit *rl, uint64_t *suppressed)
 		*suppressed = rl->suppressed;
 	rl->suppressed = 0;
 	return true;
+}
+
+void log_report_failure(struct log_ratelimit *rl, const char *url,
+			long http_status, const char *error)
+{
+	uint64_t suppressed = 0;
+
+	if (!log_ratelimit_ok(rl, &suppressed))
+		return;
+	if (http_status)
+		log_warn("report to %s answered HTTP %ld (%" PRIu64
+			 " more failures not shown)", url, http_status, suppressed);
+	else
+		log_warn("report to %s failed: %s (%" PRIu64
+			 " more failures not shown)", url,
+			 error ? error : "unknown error", suppressed);
 }

@@ -25,4 +25,9 @@ struct log_ratelimit {
  * back since the last one. */
 bool log_ratelimit_ok(struct log_ratelimit *rl, uint64_t *suppressed);
 
+/* One rate-limited line for a report the stats service did not take:
+ * http_status 0 means no answer, error then says why. */
+void log_report_failure(struct log_ratelimit *rl, const char *url,
+			long http_status, const char *error);
+
 #endif

@@ -69,6 +69,24 @@ struct loop *loop_new(const struct loop_config *cfg, loop_cb cb, void *arg,
 	return loop;
 }
 
+enum loop_backend loop_probe_backend(enum loop_backend want, int *err,
+				     const char **why)
+{
+	struct loop_config lc = { .backend = LOOP_BACKEND_URING, .capacity = 1,
+				  .buf_count = 1, .buf_size = 64 };
+	struct loop *probe;
+
+	*err = 0;
+	*why = NULL;
+	if (want != LOOP_BACKEND_AUTO)
+		return want;
+	probe = loop_uring_new(&lc, err, why);
+	if (!probe)
+		return LOOP_BACKEND_EPOLL;
+	loop_free(probe);
+	return LOOP_BACKEND_URING;
+}
+
 void loop_free(struct loop *loop)
 {
 	if (!loop)

@@ -89,6 +89,13 @@ struct loop *loop_new(const struct loop_config *cfg, loop_cb cb, void *arg,
 		      int *err, const char **why);
 void loop_free(struct loop *loop);
 
+/*
+ * Resolves LOOP_BACKEND_AUTO: io_uring when a ring can be set up here, else
+ * epoll, with *err and *why saying what failed.  Other values pass through.
+ */
+enum loop_backend loop_probe_backend(enum loop_backend want, int *err,
+				     const char **why);
+
 enum loop_backend loop_backend(const struct loop *loop);
 const char *loop_backend_name(enum loop_backend backend);
 unsigned loop_capacity(const struct loop *loop);

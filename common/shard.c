@@ -39,6 +39,29 @@ int shard_signals_block(void)
 	return fd < 0 ? -errno : fd;
 }
 
+void shard_barrier_init(struct shard_barrier *b)
+{
+	pthread_mutex_init(&b->lock, NULL);
+	pthread_cond_init(&b->cond, NULL);
+	b->arrived = 0;
+}
+
+void shard_barrier_arrive(struct shard_barrier *b)
+{
+	pthread_mutex_lock(&b->lock);
+	b->arrived++;
+	pthread_cond_signal(&b->cond);
+	pthread_mutex_unlock(&b->lock);
+}
+
+void shard_barrier_wait(struct shard_barrier *b, unsigned n)
+{
+	pthread_mutex_lock(&b->lock);
+	while (b->arrived < n)
+		pthread_cond_wait(&b->cond, &b->lock);
+	pthread_mutex_unlock(&b->lock);
+}
+
 unsigned shard_cpu_count(void)
 {
 	long n = sysconf(_SC_NPROCESSORS_ONLN);

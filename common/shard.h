@@ -13,6 +13,18 @@ int shard_thread_start(pthread_t *thread, void *(*fn)(void *), void *arg);
  * signalfd for SIGINT/SIGTERM, or -errno. */
 int shard_signals_block(void);
 
+/* Lets the main thread wait until every shard thread has set itself up
+ * (or failed to). */
+struct shard_barrier {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	unsigned arrived;
+};
+
+void shard_barrier_init(struct shard_barrier *b);
+void shard_barrier_arrive(struct shard_barrier *b);
+void shard_barrier_wait(struct shard_barrier *b, unsigned n);
+
 /* The number of online CPUs, at least 1. */
 unsigned shard_cpu_count(void);
 

@@ -29,6 +29,7 @@
 #include <jansson.h>
 
 #include "config.h"
+#include "counters.h"
 #include "log.h"
 #include "loop.h"
 #include "net.h"
@@ -114,18 +115,9 @@ struct server {
 	bool warned_full, warned_max;
 	int exit_code;
 
-	pthread_mutex_t start_lock;
-	pthread_cond_t start_cond;
-	unsigned started;
+	struct shard_barrier started;
 };
 
-#define STAT_INC(s, f) atomic_store_explicit(&(s)->f, \
-	atomic_load_explicit(&(s)->f, memory_order_relaxed) + 1, memory_order_relaxed)
-#define STAT_ADD(s, f, n) atomic_store_explicit(&(s)->f, \
-	atomic_load_explicit(&(s)->f, memory_order_relaxed) + (n), memory_order_relaxed)
-#define STAT_DEC(s, f) atomic_store_explicit(&(s)->f, \
-	atomic_load_explicit(&(s)->f, memory_order_relaxed) - 1, memory_order_relaxed)
-#define STAT_GET(s, f) atomic_load_explicit(&(s)->f, memory_order_relaxed)
 
 /*
  * Seconds on the monotonic clock, wrapping at 2^16 (18 hours, far beyond the
@@ -148,9 +140,9 @@ static void on_accept(struct server_shard *sh, const struct loop_event *ev)
 
 	if (ev->res < 0) {
 		if (ev->res == -ENFILE || ev->res == -EMFILE) {
-			STAT_INC(&sh->stats, refused_full);
+			COUNTER_INC(&sh->stats.refused_full);
 		} else {
-			STAT_INC(&sh->stats, accept_errors);
+			COUNTER_INC(&sh->stats.accept_errors);
 			atomic_store_explicit(&sh->stats.last_accept_error,
 					      -ev->res, memory_order_relaxed);
 		}
@@ -159,15 +151,15 @@ static void on_accept(struct server_shard *sh, const struct loop_event *ev)
 	if (atomic_fetch_add_explicit(&srv->total, 1, memory_order_relaxed) >=
 	    (int64_t)srv->cfg.max_connections || atomic_load(&srv->stopping)) {
 		atomic_fetch_sub_explicit(&srv->total, 1, memory_order_relaxed);
-		STAT_INC(&sh->stats, refused_max);
+		COUNTER_INC(&sh->stats.refused_max);
 		sh->state[ev->slot] = SLOT_REFUSED;
 		loop_close(sh->loop, ev->slot);
 		return;
 	}
 	sh->state[ev->slot] = SLOT_OPEN;
 	sh->last_seen[ev->slot] = now_s();
-	STAT_INC(&sh->stats, accepted);
-	STAT_INC(&sh->stats, conns);
+	COUNTER_INC(&sh->stats.accepted);
+	COUNTER_INC(&sh->stats.conns);
 	if (loop_recv_start(sh->loop, ev->slot) < 0)
 		shard_close(sh, ev->slot);
 }
@@ -179,21 +171,21 @@ static void on_recv(struct server_shard *sh, const struct loop_event *ev)
 	if (ev->res > 0) {
 		/* Keepalive bytes are counted and thrown away. */
 		sh->last_seen[ev->slot] = now_s();
-		STAT_INC(&sh->stats, messages);
-		STAT_ADD(&sh->stats, bytes, (uint64_t)ev->res);
+		COUNTER_INC(&sh->stats.messages);
+		COUNTER_ADD(&sh->stats.bytes, (uint64_t)ev->res);
 		return;
 	}
 	if (ev->res == 0)
-		STAT_INC(&sh->stats, closed_peer);
+		COUNTER_INC(&sh->stats.closed_peer);
 	else
-		STAT_INC(&sh->stats, closed_error);
+		COUNTER_INC(&sh->stats.closed_error);
 	shard_close(sh, ev->slot);
 }
 
 static void on_closed(struct server_shard *sh, const struct loop_event *ev)
 {
 	if (sh->state[ev->slot] != SLOT_REFUSED) {
-		STAT_DEC(&sh->stats, conns);
+		COUNTER_DEC(&sh->stats.conns);
 		atomic_fetch_sub_explicit(&sh->srv->total, 1, memory_order_relaxed);
 	}
 	sh->state[ev->slot] = SLOT_FREE;
@@ -215,7 +207,7 @@ static void sweep_idle(struct server_shard *sh)
 	for (unsigned slot = sh->sweep_pos; slot < end; slot++) {
 		if (sh->state[slot] == SLOT_OPEN &&
 		    (uint16_t)(sh->now_s - sh->last_seen[slot]) > timeout) {
-			STAT_INC(&sh->stats, closed_idle);
+			COUNTER_INC(&sh->stats.closed_idle);
 			shard_close(sh, slot);
 		}
 	}
@@ -252,14 +244,9 @@ static void shard_cb(struct loop *loop, const struct loop_event *ev, void *arg)
 
 static void shard_started(struct server_shard *sh, int err, const char *why)
 {
-	struct server *srv = sh->srv;
-
-	pthread_mutex_lock(&srv->start_lock);
 	sh->start_err = err;
 	sh->start_why = why;
-	srv->started++;
-	pthread_cond_signal(&srv->start_cond);
-	pthread_mutex_unlock(&srv->start_lock);
+	shard_barrier_arrive(&sh->srv->started);
 }
 
 static void *shard_main(void *arg)
@@ -330,33 +317,17 @@ fail:
 	return NULL;
 }
 
-static uint64_t sum_stat(struct server *srv, size_t offset)
-{
-	uint64_t total = 0;
-
-	for (unsigned i = 0; i < srv->nr_shards; i++)
-		total += atomic_load_explicit((_Atomic uint64_t *)
-			((char *)&srv->shards[i].stats + offset),
-			memory_order_relaxed);
-	return total;
-}
-
-#define SUM(srv, field) sum_stat(srv, offsetof(struct shard_stats, field))
+#define SUM(srv, field) counter_sum((srv)->shards, sizeof(*(srv)->shards), \
+	(srv)->nr_shards, offsetof(struct server_shard, stats) + \
+	offsetof(struct shard_stats, field))
 
 static void report_done(void *arg, const struct report_result *res)
 {
 	struct server *srv = arg;
-	uint64_t suppressed = 0;
 
-	if (res->ok || !log_ratelimit_ok(&srv->report_rl, &suppressed))
-		return;
-	if (res->http_status)
-		log_warn("report to %s answered HTTP %ld (%" PRIu64 " more failures not shown)",
-			 srv->cfg.report_url, res->http_status, suppressed);
-	else
-		log_warn("report to %s failed: %s (%" PRIu64 " more failures not shown)",
-			 srv->cfg.report_url, res->error ? res->error : "unknown error",
-			 suppressed);
+	if (!res->ok)
+		log_report_failure(&srv->report_rl, srv->cfg.report_url,
+				   res->http_status, res->error);
 }
 
 static void send_report(struct server *srv, uint64_t conns)
@@ -472,22 +443,15 @@ static unsigned auto_shards(const struct server_config *cfg, unsigned capacity)
 /* The io_uring probe: a tiny ring, just to learn whether setup works here. */
 static enum loop_backend resolve_backend(enum loop_backend want)
 {
-	struct loop_config lc = { .backend = LOOP_BACKEND_URING, .capacity = 1,
-				  .buf_count = 1, .buf_size = 64 };
-	const char *why = NULL;
-	struct loop *probe;
-	int err = 0;
+	enum loop_backend got;
+	const char *why;
+	int err;
 
-	if (want != LOOP_BACKEND_AUTO)
-		return want;
-	probe = loop_new(&lc, NULL, NULL, &err, &why);
-	if (probe) {
-		loop_free(probe);
-		return LOOP_BACKEND_URING;
-	}
-	log_warn("io_uring is not available (%s: %s); falling back to epoll",
-		 why ? why : "setup", strerror(-err));
-	return LOOP_BACKEND_EPOLL;
+	got = loop_probe_backend(want, &err, &why);
+	if (want == LOOP_BACKEND_AUTO && got == LOOP_BACKEND_EPOLL)
+		log_warn("io_uring is not available (%s: %s); falling back to epoll",
+			 why ? why : "setup", strerror(-err));
+	return got;
 }
 
 static int open_listeners(struct server *srv)
@@ -531,10 +495,7 @@ static int start_shards(struct server *srv)
 			return ret;
 		}
 	}
-	pthread_mutex_lock(&srv->start_lock);
-	while (srv->started < srv->nr_shards)
-		pthread_cond_wait(&srv->start_cond, &srv->start_lock);
-	pthread_mutex_unlock(&srv->start_lock);
+	shard_barrier_wait(&srv->started, srv->nr_shards);
 	for (unsigned i = 0; i < srv->nr_shards; i++) {
 		struct server_shard *sh = &srv->shards[i];
 
@@ -606,8 +567,7 @@ int main(int argc, char **argv)
 	}
 
 	srv->start_time = time(NULL);
-	pthread_mutex_init(&srv->start_lock, NULL);
-	pthread_cond_init(&srv->start_cond, NULL);
+	shard_barrier_init(&srv->started);
 	srv->sig_fd = shard_signals_block();
 	if (srv->sig_fd < 0) {
 		log_error("signalfd: %s", strerror(-srv->sig_fd));
