@@ -18,7 +18,6 @@
 #include "service.h"
 
 #define PROG "tcp-server-stats"
-#define DEFAULT_PORT 8080
 
 enum {
 	OPT_LISTEN = 'l',
@@ -30,6 +29,7 @@ enum {
 	OPT_HEADER_TIMEOUT,
 	OPT_IDLE_TIMEOUT,
 	OPT_MAX_REPORTERS,
+	OPT_PORT,		/* env PORT only */
 };
 
 static const struct option long_opts[] = {
@@ -45,15 +45,13 @@ static const struct option long_opts[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
-static void usage(FILE *f)
-{
-	fprintf(f,
+static const char usage[] =
 "Usage: " PROG " [OPTION]...\n"
 "Collects reports from tcp-server and tcp-client and shows them: a live\n"
 "dashboard at /, the list at /api/ServerStatistics, Prometheus text at /metrics.\n"
 "\n"
 "  -l, --listen HOST:PORT     address to serve on (env LISTEN, or PORT for\n"
-"                             0.0.0.0:PORT; default 0.0.0.0:%d)\n"
+"                             0.0.0.0:PORT; default 0.0.0.0:8080)\n"
 "  -e, --expire SECONDS       forget a reporter silent this long (env EXPIRE,\n"
 "                             default 60); it is shown stale after half of it\n"
 "      --backend auto|uring|epoll\n"
@@ -69,29 +67,23 @@ static void usage(FILE *f)
 "  -h, --help                 this text\n"
 "  -V, --version              the version\n"
 "\n"
-"Exit status: 0 success, 1 runtime failure, 2 bad usage.\n",
-		DEFAULT_PORT);
-}
+"Exit status: 0 success, 1 runtime failure, 2 bad usage.\n";
 
-static int parse_backend(const char *name, const char *val,
-			 enum loop_backend *out, struct cfg_error *err)
+static int apply(void *arg, int opt, const char *name, const char *val,
+		 struct cfg_error *err)
 {
-	if (!strcmp(val, "auto"))
-		*out = LOOP_BACKEND_AUTO;
-	else if (!strcmp(val, "uring") || !strcmp(val, "io_uring"))
-		*out = LOOP_BACKEND_URING;
-	else if (!strcmp(val, "epoll"))
-		*out = LOOP_BACKEND_EPOLL;
-	else
-		return cfg_error_set(err, "%s: '%s' is not auto, uring or epoll",
-				     name, val);
-	return 0;
-}
+	struct stats_config *cfg = arg;
+	char listen[32];
+	unsigned port;
 
-static int apply(struct stats_config *cfg, int opt, const char *name,
-		 const char *val, struct cfg_error *err)
-{
 	switch (opt) {
+	case OPT_PORT:
+		/* PORT, as container platforms set it, is the short form of
+		 * LISTEN=0.0.0.0:PORT; LISTEN comes after it and wins. */
+		if (cfg_parse_uint(name, val, 1, 65535, &port, err) < 0)
+			return -EINVAL;
+		snprintf(listen, sizeof(listen), "0.0.0.0:%u", port);
+		return apply(cfg, OPT_LISTEN, name, listen, err);
 	case OPT_LISTEN:
 		if (snprintf(cfg->listen_str, sizeof(cfg->listen_str), "%s",
 			     val) >= (int)sizeof(cfg->listen_str))
@@ -102,7 +94,7 @@ static int apply(struct stats_config *cfg, int opt, const char *name,
 		return cfg_parse_uint(name, val, 1, 7 * 86400, &cfg->expire_s,
 				      err);
 	case OPT_BACKEND:
-		return parse_backend(name, val, &cfg->backend, err);
+		return cfg_parse_backend(name, val, &cfg->backend, err);
 	case OPT_HEADER_TIMEOUT:
 		return cfg_parse_uint(name, val, 1, 3600,
 				      &cfg->header_timeout_s, err);
@@ -116,57 +108,23 @@ static int apply(struct stats_config *cfg, int opt, const char *name,
 	return cfg_error_set(err, "%s: unhandled option", name);
 }
 
-static int from_env(struct stats_config *cfg, struct cfg_error *err)
-{
-	static const struct {
-		const char *env;
-		int opt;
-	} vars[] = {
-		{ "EXPIRE", OPT_EXPIRE },
-		{ "BACKEND", OPT_BACKEND },
-		{ "HEADER_TIMEOUT", OPT_HEADER_TIMEOUT },
-		{ "IDLE_TIMEOUT", OPT_IDLE_TIMEOUT },
-		{ "MAX_REPORTERS", OPT_MAX_REPORTERS },
-	};
-	const char *val;
-	char listen[32];
-	int ret;
+/* PORT before LISTEN: when both are set, LISTEN wins. */
+static const struct cfg_env_var env_vars[] = {
+	{ "PORT", OPT_PORT }, { "LISTEN", OPT_LISTEN }, { "EXPIRE", OPT_EXPIRE },
+	{ "BACKEND", OPT_BACKEND }, { "HEADER_TIMEOUT", OPT_HEADER_TIMEOUT },
+	{ "IDLE_TIMEOUT", OPT_IDLE_TIMEOUT }, { "MAX_REPORTERS", OPT_MAX_REPORTERS },
+};
 
-	/* LISTEN is the whole address; PORT, as container platforms set it,
-	 * is the short form.  LISTEN wins when both are set. */
-	if ((val = cfg_env("LISTEN"))) {
-		ret = apply(cfg, OPT_LISTEN, "LISTEN", val, err);
-		if (ret)
-			return ret;
-	} else if ((val = cfg_env("PORT"))) {
-		unsigned port;
-
-		ret = cfg_parse_uint("PORT", val, 1, 65535, &port, err);
-		if (ret)
-			return ret;
-		snprintf(listen, sizeof(listen), "0.0.0.0:%u", port);
-		ret = apply(cfg, OPT_LISTEN, "PORT", listen, err);
-		if (ret)
-			return ret;
-	}
-	for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
-		val = cfg_env(vars[i].env);
-		if (!val)
-			continue;
-		ret = apply(cfg, vars[i].opt, vars[i].env, val, err);
-		if (ret)
-			return ret;
-	}
-	return 0;
-}
-
-static const char *long_name(int opt)
-{
-	for (const struct option *o = long_opts; o->name; o++)
-		if (o->val == opt)
-			return o->name;
-	return "?";
-}
+static const struct cfg_spec spec = {
+	.program = PROG,
+	.usage = usage,
+	.shortopts = ":l:e:hV",
+	.long_opts = long_opts,
+	.env = env_vars,
+	.nr_env = sizeof(env_vars) / sizeof(env_vars[0]),
+	.check_config_opt = OPT_CHECK,
+	.apply = apply,
+};
 
 static void print_config(const struct stats_config *cfg)
 {
@@ -196,48 +154,16 @@ int main(int argc, char **argv)
 	};
 	struct cfg_error err = { "" };
 	bool check = false;
-	char opt_name[64];
-	int opt, ret;
+	int ret;
 
 	log_init(PROG);
-	if (apply(&cfg, OPT_LISTEN, "--listen", "0.0.0.0:8080", &err) ||
-	    from_env(&cfg, &err)) {
+	ret = apply(&cfg, OPT_LISTEN, "--listen", "0.0.0.0:8080", &err);
+	if (!ret)
+		ret = cfg_parse_args(&spec, &cfg, argc, argv, &check, &err);
+	if (ret > 0)
+		return 0;
+	if (ret < 0) {
 		fprintf(stderr, PROG ": %s\n", err.msg);
-		return 2;
-	}
-
-	opterr = 0;
-	while ((opt = getopt_long(argc, argv, ":l:e:hV", long_opts, NULL)) != -1) {
-		switch (opt) {
-		case OPT_HELP:
-			usage(stdout);
-			return 0;
-		case OPT_VERSION:
-			printf(PROG " (ringhold) %s\n", RINGHOLD_VERSION);
-			return 0;
-		case OPT_CHECK:
-			check = true;
-			continue;
-		case ':':
-			fprintf(stderr, PROG ": %s needs a value (see --help)\n",
-				argv[optind - 1]);
-			return 2;
-		case '?':
-			fprintf(stderr, PROG ": unknown option '%s' (see --help)\n",
-				argv[optind - 1]);
-			return 2;
-		default:
-			snprintf(opt_name, sizeof(opt_name), "--%s",
-				 long_name(opt));
-			if (apply(&cfg, opt, opt_name, optarg, &err)) {
-				fprintf(stderr, PROG ": %s\n", err.msg);
-				return 2;
-			}
-		}
-	}
-	if (optind < argc) {
-		fprintf(stderr, PROG ": unexpected argument '%s' (see --help)\n",
-			argv[optind]);
 		return 2;
 	}
 	/* Stale after half the expiry: with the reporters' default 10 s
