@@ -591,7 +591,7 @@ def plot(s, stem):
                            ("client", "client_rss_per_conn_b"),
                            ("kernel slab", "slab_per_pair_b")):
             f.write('"%s" %s %s\n' % (label, ku.get(key) or 0, ke.get(key) or 0))
-    gp = """set terminal svg size 1200,420 dynamic font "sans,11"
+    gp = """set terminal svg size 1200,420 dynamic noenhanced font "sans,11"
 set output '{svg}'
 set style data histograms
 set style histogram clustered gap 1
