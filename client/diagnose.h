@@ -19,8 +19,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Drops by the age of the connection when it dropped (time since its
- * connect started): bucket 0 is under 1 s, then 8 buckets per doubling
+/* Drops by the age of the connection when it dropped (time since it
+ * was established): bucket 0 is under 1 s, then 8 buckets per doubling
  * (12.5% wide) up to 8192 s, and the last bucket is everything older. */
 #define DIAG_AGE_BUCKETS	106
 #define DIAG_HISTORY		16	/* seconds of samples kept */

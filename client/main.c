@@ -13,7 +13,7 @@
  * Keepalives: slot s of a shard belongs to bucket s mod B, and one bucket is
  * served every 100 ms, so each connection writes one byte per interval and
  * the writes are spread evenly over it.  Per connection the client keeps a
- * state byte, its tuple and the time its connect started.
+ * state byte, its tuple and one time stamp.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -46,8 +46,8 @@
 #define KA_BUCKET_MS		100
 #define BACKOFF_MIN_MS		100
 #define BACKOFF_MAX_MS		10000
-/* A connection closed sooner than this after its connect started counts as
- * a failure (a server at its limit accepts and closes at once). */
+/* A connection closed sooner than this after it was established counts as a
+ * failure (a server at its limit accepts and closes at once). */
 #define SHORT_LIFE_MS		2000
 #define ERRNO_MAX		256
 #define CTL_TICK_MS		1000
@@ -102,7 +102,10 @@ struct client_shard {
 	unsigned capacity;
 	uint8_t *state;
 	uint32_t *tuple_of;
-	uint32_t *start_us;
+	/* Connecting: when the connect started, in us since epoch_us (for the
+	 * latency).  Established: when it was, in ms since epoch_us / 1000
+	 * (for its age at a drop; wraps after 49 days, not 71 minutes). */
+	uint32_t *stamp;
 	struct tuple_state *tuples;
 	size_t rr;		/* next tuple to try */
 	double tokens;
@@ -221,7 +224,7 @@ static void start_connects(struct client_shard *sh, uint64_t now)
 		}
 		sh->state[slot] = SLOT_CONNECTING;
 		sh->tuple_of[slot] = (uint32_t)sh->rr;
-		sh->start_us[slot] = (uint32_t)(now_us() - sh->epoch_us);
+		sh->stamp[slot] = (uint32_t)(now_us() - sh->epoch_us);
 		t->active++;
 		t->connecting++;
 		COUNTER_INC(&sh->stats.connecting);
@@ -283,7 +286,8 @@ static void on_connect(struct client_shard *sh, const struct loop_event *ev)
 		start_connects(sh, now);
 	pthread_mutex_lock(&sh->hist_lock);
 	hist_add(&sh->latency, (uint32_t)(now_us() - sh->epoch_us) -
-			       sh->start_us[ev->slot]);
+			       sh->stamp[ev->slot]);
+	sh->stamp[ev->slot] = (uint32_t)((now_us() - sh->epoch_us) / 1000);
 	pthread_mutex_unlock(&sh->hist_lock);
 	sh->state[ev->slot] = SLOT_ESTABLISHED;
 	t->probing = false;
@@ -303,8 +307,8 @@ static void on_closed(struct client_shard *sh, const struct loop_event *ev)
 {
 	struct tuple_state *t = &sh->tuples[sh->tuple_of[ev->slot]];
 	uint64_t now = loop_now_ms();
-	uint32_t life_ms = ((uint32_t)(now_us() - sh->epoch_us) -
-			    sh->start_us[ev->slot]) / 1000;
+	uint32_t life_ms = (uint32_t)((now_us() - sh->epoch_us) / 1000) -
+			   sh->stamp[ev->slot];
 
 	sh->state[ev->slot] = SLOT_FREE;
 	COUNTER_DEC(&sh->stats.established);
@@ -418,8 +422,8 @@ static void *shard_main(void *arg)
 	sh->capacity = loop_capacity(sh->loop);
 	sh->state = calloc(sh->capacity, sizeof(*sh->state));
 	sh->tuple_of = calloc(sh->capacity, sizeof(*sh->tuple_of));
-	sh->start_us = calloc(sh->capacity, sizeof(*sh->start_us));
-	if (!sh->state || !sh->tuple_of || !sh->start_us) {
+	sh->stamp = calloc(sh->capacity, sizeof(*sh->stamp));
+	if (!sh->state || !sh->tuple_of || !sh->stamp) {
 		err = -ENOMEM;
 		why = "allocating connection state";
 		goto fail;
@@ -966,7 +970,7 @@ out:
 
 		free(sh->state);
 		free(sh->tuple_of);
-		free(sh->start_us);
+		free(sh->stamp);
 		free(sh->tuples);
 	}
 	free(cl->shards);
