@@ -98,6 +98,9 @@ struct client_shard {
 	struct client *cl;
 	unsigned id;
 	pthread_t thread;
+	/* Held while the main thread wakes this shard's loop and while the
+	 * shard frees it, so a wake never reaches a freed loop. */
+	pthread_mutex_t loop_lock;
 	struct loop *loop;
 	unsigned capacity;
 	uint8_t *state;
@@ -133,6 +136,8 @@ struct client {
 	unsigned capacity;
 	struct client_shard *shards;
 	_Atomic int stopping;
+	_Atomic int shard_failed;	/* a shard's loop died: stop, exit 1 */
+	int exit_code;			/* set by the control loop */
 	time_t start_time;
 	uint64_t start_ms;
 	uint64_t target_reached_ms;
@@ -400,6 +405,14 @@ static void shard_started(struct client_shard *sh, int err, const char *why)
 	shard_barrier_arrive(&sh->cl->started);
 }
 
+static void shard_free_loop(struct client_shard *sh)
+{
+	pthread_mutex_lock(&sh->loop_lock);
+	loop_free(sh->loop);
+	sh->loop = NULL;
+	pthread_mutex_unlock(&sh->loop_lock);
+}
+
 static void *shard_main(void *arg)
 {
 	struct client_shard *sh = arg;
@@ -441,14 +454,14 @@ static void *shard_main(void *arg)
 	}
 	shard_started(sh, 0, NULL);
 	err = loop_run(sh->loop);
-	if (err < 0)
+	if (err < 0) {
 		log_error("shard %u: event loop failed: %s", sh->id, strerror(-err));
-	loop_free(sh->loop);
-	sh->loop = NULL;
+		atomic_store(&cl->shard_failed, 1);
+	}
+	shard_free_loop(sh);
 	return NULL;
 fail:
-	loop_free(sh->loop);
-	sh->loop = NULL;
+	shard_free_loop(sh);
 	shard_started(sh, err, why);
 	return NULL;
 }
@@ -723,6 +736,12 @@ static void ctl_cb(struct loop *loop, const struct loop_event *ev, void *arg)
 	if (reporter_handle(cl->reporter, ev))
 		return;
 	if (ev->type == LOOP_EV_TIMER && ev->id == CTL_TIMER_TICK) {
+		if (atomic_load(&cl->shard_failed)) {
+			log_error("a shard failed: closing everything and exiting");
+			cl->exit_code = 1;
+			loop_stop(loop);
+			return;
+		}
 		on_tick(cl);
 		loop_timer(loop, CTL_TIMER_TICK, CTL_TICK_MS);
 	} else if (ev->type == LOOP_EV_TIMER && ev->id == CTL_TIMER_DURATION) {
@@ -796,6 +815,7 @@ static int setup_shards(struct client *cl)
 
 		sh->cl = cl;
 		sh->id = s;
+		pthread_mutex_init(&sh->loop_lock, NULL);
 		sh->rand_state = (unsigned)time(NULL) ^ (s * 2654435761u);
 		sh->rate = cl->cfg.rate ? (double)cl->cfg.rate / n : 0.0;
 		sh->tokens = sh->rate ? 1.0 : 0.0;
@@ -955,11 +975,18 @@ int main(int argc, char **argv)
 		log_error("control loop failed: %s", strerror(-ret));
 		exit_code = 1;
 	}
+	if (cl->exit_code)
+		exit_code = cl->exit_code;
 out:
 	atomic_store(&cl->stopping, 1);
-	for (unsigned i = 0; cl->shards && i < cl->nr_shards; i++)
-		if (cl->shards[i].loop)
-			loop_wake(cl->shards[i].loop);
+	for (unsigned i = 0; cl->shards && i < cl->nr_shards; i++) {
+		struct client_shard *sh = &cl->shards[i];
+
+		pthread_mutex_lock(&sh->loop_lock);
+		if (sh->loop)
+			loop_wake(sh->loop);
+		pthread_mutex_unlock(&sh->loop_lock);
+	}
 	for (unsigned i = 0; cl->shards && i < cl->nr_shards; i++)
 		if (cl->shards[i].thread)
 			pthread_join(cl->shards[i].thread, NULL);

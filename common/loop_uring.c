@@ -119,6 +119,9 @@ struct uring_loop {
 	 * due at once (a full table refuses one connection per arm), so the
 	 * next wait must not sleep for a batch. */
 	bool rearmed;
+	/* A submission failed for good: loop_run() returns it, since some
+	 * multishot request or close could not be queued. */
+	int fatal;
 
 	struct utimer timers[LOOP_MAX_TIMERS];
 	struct upoll polls[LOOP_MAX_POLLS];
@@ -161,8 +164,11 @@ static struct io_uring_sqe *get_sqe(struct uring_loop *u)
 	while (!(sqe = io_uring_get_sqe(&u->ring))) {
 		int ret = io_uring_submit(&u->ring);
 
-		if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY)
+		if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY) {
+			if (!u->fatal)
+				u->fatal = ret;
 			return NULL;
+		}
 	}
 	return sqe;
 }
@@ -665,8 +671,9 @@ static void handle_cqe(struct uring_loop *u, const struct io_uring_cqe *cqe)
 	case UOP_WAKE: {
 		uint64_t v;
 
-		if (read(u->base.wake_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
-			return;
+		/* Nothing to read is fine: wakes are counted, not queued. */
+		if (read(u->base.wake_fd, &v, sizeof(v)) < 0)
+			v = 0;
 		if (!more)
 			arm_wake(u);
 		loop_emit(&u->base, LOOP_EV_WAKE, 0, 0, 0, NULL);
@@ -745,6 +752,8 @@ static int uring_run(struct loop *loop)
 		unsigned head, n = 0;
 		int ret;
 
+		if (u->fatal)
+			return u->fatal;
 		if (loop->batch_nr > 1 && !u->rearmed) {
 			struct __kernel_timespec ts = {
 				.tv_sec = loop->batch_ms / 1000,

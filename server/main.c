@@ -81,6 +81,9 @@ struct server_shard {
 	struct server *srv;
 	unsigned id;
 	pthread_t thread;
+	/* Held while the main thread wakes this shard's loop and while the
+	 * shard frees it, so a wake never reaches a freed loop. */
+	pthread_mutex_t loop_lock;
 	struct loop *loop;
 	int *listen_fds;
 	uint8_t *state;
@@ -102,6 +105,7 @@ struct server {
 	struct server_shard *shards;
 	_Atomic int64_t total;	/* connections held, all shards */
 	_Atomic int stopping;
+	_Atomic int shard_failed;	/* a shard's loop died: stop, exit 1 */
 	time_t start_time;
 
 	struct loop *ctl;
@@ -249,6 +253,14 @@ static void shard_started(struct server_shard *sh, int err, const char *why)
 	shard_barrier_arrive(&sh->srv->started);
 }
 
+static void shard_free_loop(struct server_shard *sh)
+{
+	pthread_mutex_lock(&sh->loop_lock);
+	loop_free(sh->loop);
+	sh->loop = NULL;
+	pthread_mutex_unlock(&sh->loop_lock);
+}
+
 static void *shard_main(void *arg)
 {
 	struct server_shard *sh = arg;
@@ -304,15 +316,15 @@ static void *shard_main(void *arg)
 	loop_set_batch(sh->loop, BATCH_NR, BATCH_MS);
 	shard_started(sh, 0, NULL);
 	err = loop_run(sh->loop);
-	if (err < 0)
+	if (err < 0) {
 		log_error("shard %u: event loop failed: %s", sh->id, strerror(-err));
+		atomic_store(&srv->shard_failed, 1);
+	}
 	/* Freeing the loop closes every connection it still holds. */
-	loop_free(sh->loop);
-	sh->loop = NULL;
+	shard_free_loop(sh);
 	return NULL;
 fail:
-	loop_free(sh->loop);
-	sh->loop = NULL;
+	shard_free_loop(sh);
 	shard_started(sh, err, why);
 	return NULL;
 }
@@ -402,9 +414,14 @@ static void on_tick(struct server *srv)
 static void shutdown_shards(struct server *srv)
 {
 	atomic_store(&srv->stopping, 1);
-	for (unsigned i = 0; i < srv->nr_shards; i++)
-		if (srv->shards[i].loop)
-			loop_wake(srv->shards[i].loop);
+	for (unsigned i = 0; i < srv->nr_shards; i++) {
+		struct server_shard *sh = &srv->shards[i];
+
+		pthread_mutex_lock(&sh->loop_lock);
+		if (sh->loop)
+			loop_wake(sh->loop);
+		pthread_mutex_unlock(&sh->loop_lock);
+	}
 }
 
 static void ctl_cb(struct loop *loop, const struct loop_event *ev, void *arg)
@@ -414,6 +431,12 @@ static void ctl_cb(struct loop *loop, const struct loop_event *ev, void *arg)
 	if (reporter_handle(srv->reporter, ev))
 		return;
 	if (ev->type == LOOP_EV_TIMER && ev->id == CTL_TIMER_TICK) {
+		if (atomic_load(&srv->shard_failed)) {
+			log_error("a shard failed: closing everything and exiting");
+			srv->exit_code = 1;
+			loop_stop(loop);
+			return;
+		}
 		on_tick(srv);
 		loop_timer(loop, CTL_TIMER_TICK, TICK_MS);
 	} else if (ev->type == LOOP_EV_POLL && ev->id == CTL_POLL_SIGNAL) {
@@ -611,6 +634,7 @@ int main(int argc, char **argv)
 	for (unsigned i = 0; i < srv->nr_shards; i++) {
 		srv->shards[i].srv = srv;
 		srv->shards[i].id = i;
+		pthread_mutex_init(&srv->shards[i].loop_lock, NULL);
 	}
 
 	ret = open_listeners(srv);
@@ -639,7 +663,8 @@ int main(int argc, char **argv)
 out:
 	shutdown_shards(srv);
 	for (unsigned i = 0; i < srv->nr_shards; i++)
-		pthread_join(srv->shards[i].thread, NULL);
+		if (srv->shards[i].thread)
+			pthread_join(srv->shards[i].thread, NULL);
 	for (unsigned i = 0; i < srv->nr_shards; i++) {
 		struct server_shard *sh = &srv->shards[i];
 
