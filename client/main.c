@@ -50,6 +50,7 @@
  * failure (a server at its limit accepts and closes at once). */
 #define SHORT_LIFE_MS		2000
 #define ERRNO_MAX		256
+#define REPORT_REASONS_MAX	12
 #define CTL_TICK_MS		1000
 #define BATCH_NR		64
 
@@ -495,26 +496,46 @@ static void merged_latency(struct client *cl, struct hist *out)
 }
 
 /* {"ECONNREFUSED": n, ...}, with the text when detail is set. */
+/*
+ * {"ECONNREFUSED": n, ...} for reports: the REPORT_REASONS_MAX largest, the
+ * rest summed as "other" (the stats service takes at most 16 reasons).  With
+ * detail, for the summary at exit: every errno, with its text.
+ */
 static json_t *errno_counts(struct client *cl, size_t base, bool detail)
 {
 	json_t *obj = json_object();
+	uint64_t counts[ERRNO_MAX], other = 0;
+	unsigned kept = 0;
 
-	for (unsigned e = 0; e < ERRNO_MAX; e++) {
-		uint64_t n = sum_at(cl, base + e * sizeof(_Atomic uint64_t));
+	for (unsigned e = 0; e < ERRNO_MAX; e++)
+		counts[e] = sum_at(cl, base + e * sizeof(_Atomic uint64_t));
+	for (;;) {
+		unsigned best = 0;
 
-		if (!n)
-			continue;
-		if (detail) {
+		/* Largest first: a handful of errnos at most, so no sort. */
+		for (unsigned e = 1; e < ERRNO_MAX; e++)
+			if (counts[e] > counts[best])
+				best = e;
+		if (!counts[best])
+			break;
+		if (!detail && kept == REPORT_REASONS_MAX) {
+			other += counts[best];
+		} else if (detail) {
 			json_t *d = json_object();
 
-			json_object_set_new(d, "count", json_integer((json_int_t)n));
-			json_object_set_new(d, "text", json_string(
-				e ? strerror((int)e) : "connection closed by the server"));
-			json_object_set_new(obj, errno_name(e), d);
+			json_object_set_new(d, "count", json_integer((json_int_t)counts[best]));
+			json_object_set_new(d, "text", json_string(best ?
+				strerror((int)best) : "connection closed by the server"));
+			json_object_set_new(obj, errno_name(best), d);
 		} else {
-			json_object_set_new(obj, errno_name(e), json_integer((json_int_t)n));
+			json_object_set_new(obj, errno_name(best),
+					    json_integer((json_int_t)counts[best]));
+			kept++;
 		}
+		counts[best] = 0;
 	}
+	if (other)
+		json_object_set_new(obj, "other", json_integer((json_int_t)other));
 	return obj;
 }
 
