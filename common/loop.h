@@ -122,7 +122,8 @@ int loop_connect(struct loop *loop, const struct sockaddr *src,
 int loop_recv_start(struct loop *loop, uint32_t slot);
 
 /* Sends len bytes; buf must stay valid until LOOP_EV_SEND.  A short send is
- * reported as such: the caller sends the rest. */
+ * reported as such: the caller sends the rest.  Keep one send in flight per
+ * slot: with two, the rest of a short first one would land after the second. */
 int loop_send(struct loop *loop, uint32_t slot, const void *buf, size_t len);
 
 /* Cancels what is in flight for slot, closes it and reports LOOP_EV_CLOSED. */

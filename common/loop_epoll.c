@@ -529,6 +529,10 @@ static bool blocked_pass(struct epoll_loop *e, uint32_t slot)
 			items[keep++] = *b;
 			continue;
 		}
+		/* After a short write the caller sends the rest: nothing else
+		 * for this slot may go out before it. */
+		if (ret >= 0 && (size_t)ret < b->len)
+			stuck = true;
 		defer(e, D_SEND, slot, ret);
 	}
 	v->len = keep;
