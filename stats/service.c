@@ -470,6 +470,7 @@ static void on_data(struct service *svc, uint32_t slot, const char *data,
 		    size_t len)
 {
 	struct conn *c = &svc->conns[slot];
+	bool finished = false;	/* a request completed in this read */
 
 	while (len && c->state == CONN_HTTP && !c->close_after_flush) {
 		size_t used;
@@ -485,6 +486,7 @@ static void on_data(struct service *svc, uint32_t slot, const char *data,
 			continue;
 		case HTTP_FEED_REQUEST:
 			handle_request(svc, slot);
+			finished = true;
 			if (c->state != CONN_HTTP)
 				break;
 			http_next(&c->http);
@@ -498,7 +500,9 @@ static void on_data(struct service *svc, uint32_t slot, const char *data,
 	}
 	if (c->state == CONN_HTTP && !c->close_after_flush) {
 		if (http_in_request(&c->http)) {
-			if (c->list != LIST_REQUEST)
+			/* A new request's clock starts with its first byte,
+			 * also when it came right behind the last one. */
+			if (c->list != LIST_REQUEST || finished)
 				list_move(svc, slot, LIST_REQUEST);
 		} else {
 			list_move(svc, slot, LIST_IDLE);
