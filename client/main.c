@@ -96,13 +96,8 @@ struct shard_stats {
 struct client;
 
 struct client_shard {
+	struct shard base;	/* first: the shard set walks these */
 	struct client *cl;
-	unsigned id;
-	pthread_t thread;
-	/* Held while the main thread wakes this shard's loop and while the
-	 * shard frees it, so a wake never reaches a freed loop. */
-	pthread_mutex_t loop_lock;
-	struct loop *loop;
 	unsigned capacity;
 	uint8_t *state;
 	uint32_t *tuple_of;
@@ -125,8 +120,6 @@ struct client_shard {
 	struct shard_stats stats;
 	pthread_mutex_t hist_lock;
 	struct hist latency;
-	int start_err;
-	const char *start_why;
 };
 
 struct client {
@@ -136,8 +129,7 @@ struct client {
 	unsigned nr_shards;
 	unsigned capacity;
 	struct client_shard *shards;
-	_Atomic int stopping;
-	_Atomic int shard_failed;	/* a shard's loop died: stop, exit 1 */
+	struct shard_set set;
 	int exit_code;			/* set by the control loop */
 	time_t start_time;
 	uint64_t start_ms;
@@ -156,7 +148,6 @@ struct client {
 	bool tty;
 	bool line_open;
 
-	struct shard_barrier started;
 };
 
 static const char keepalive_byte = '.';
@@ -216,7 +207,7 @@ static void start_connects(struct client_shard *sh, uint64_t now)
 						  memory_order_relaxed);
 		if (connecting >= sh->inflight_max || (sh->rate && sh->tokens < 1.0))
 			return;
-		slot = loop_connect(sh->loop,
+		slot = loop_connect(sh->base.loop,
 				    pt->src ? (const struct sockaddr *)&pt->src->ss : NULL,
 				    (const struct sockaddr *)&pt->dst->ss, pt->dst->len,
 				    timeout_ms, (uint32_t)sh->rr);
@@ -252,7 +243,7 @@ static void send_keepalives(struct client_shard *sh, uint64_t now)
 		     slot += sh->ka_buckets) {
 			if (sh->state[slot] != SLOT_ESTABLISHED)
 				continue;
-			if (loop_send(sh->loop, slot, &keepalive_byte, 1) == 0)
+			if (loop_send(sh->base.loop, slot, &keepalive_byte, 1) == 0)
 				sh->state[slot] = SLOT_SENDING;
 		}
 		sh->ka_bucket = (sh->ka_bucket + 1) % sh->ka_buckets;
@@ -267,7 +258,7 @@ static void client_drop(struct client_shard *sh, uint32_t slot, int err)
 	COUNTER_INC(&sh->stats.drops);
 	COUNTER_INC(&sh->stats.dropped[errno_index(err)]);
 	sh->state[slot] = SLOT_CLOSING;
-	loop_close(sh->loop, slot);
+	loop_close(sh->base.loop, slot);
 }
 
 static void on_connect(struct client_shard *sh, const struct loop_event *ev)
@@ -288,7 +279,7 @@ static void on_connect(struct client_shard *sh, const struct loop_event *ev)
 	}
 	/* A connect slot came free: use it now rather than at the next tick
 	 * (the rate's tokens still apply). */
-	if (!atomic_load_explicit(&sh->cl->stopping, memory_order_relaxed))
+	if (!shard_set_stopping(sh->base.set))
 		start_connects(sh, now);
 	pthread_mutex_lock(&sh->hist_lock);
 	hist_add(&sh->latency, (uint32_t)(now_us() - sh->epoch_us) -
@@ -305,7 +296,7 @@ static void on_connect(struct client_shard *sh, const struct loop_event *ev)
 		atomic_store_explicit(&sh->stats.reached_ms, now, memory_order_relaxed);
 	/* The server never writes: a recv completes only when the
 	 * connection ends, which is how drops are noticed. */
-	if (loop_recv_start(sh->loop, ev->slot) < 0)
+	if (loop_recv_start(sh->base.loop, ev->slot) < 0)
 		client_drop(sh, ev->slot, EIO);
 }
 
@@ -349,16 +340,16 @@ static void shard_tick(struct client_shard *sh)
 			sh->tokens = burst;
 	}
 	sh->last_tick_ms = now;
-	if (!atomic_load(&sh->cl->stopping))
+	if (!shard_set_stopping(sh->base.set))
 		start_connects(sh, now);
 	send_keepalives(sh, now);
 	/* Ramping, connect completions start the next connects: wake for
 	 * each.  Holding, wake for batches of keepalive completions. */
 	if (sh->ramping)
-		loop_set_batch(sh->loop, 1, 0);
+		loop_set_batch(sh->base.loop, 1, 0);
 	else
-		loop_set_batch(sh->loop, BATCH_NR, IDLE_TICK_MS);
-	loop_timer(sh->loop, 0, sh->ramping ? RAMP_TICK_MS : IDLE_TICK_MS);
+		loop_set_batch(sh->base.loop, BATCH_NR, IDLE_TICK_MS);
+	loop_timer(sh->base.loop, 0, sh->ramping ? RAMP_TICK_MS : IDLE_TICK_MS);
 }
 
 static void shard_cb(struct loop *loop, const struct loop_event *ev, void *arg)
@@ -391,27 +382,12 @@ static void shard_cb(struct loop *loop, const struct loop_event *ev, void *arg)
 		shard_tick(sh);
 		break;
 	case LOOP_EV_WAKE:
-		if (atomic_load(&sh->cl->stopping))
+		if (shard_set_stopping(sh->base.set))
 			loop_stop(loop);
 		break;
 	default:
 		break;
 	}
-}
-
-static void shard_started(struct client_shard *sh, int err, const char *why)
-{
-	sh->start_err = err;
-	sh->start_why = why;
-	shard_barrier_arrive(&sh->cl->started);
-}
-
-static void shard_free_loop(struct client_shard *sh)
-{
-	pthread_mutex_lock(&sh->loop_lock);
-	loop_free(sh->loop);
-	sh->loop = NULL;
-	pthread_mutex_unlock(&sh->loop_lock);
 }
 
 static void *shard_main(void *arg)
@@ -428,12 +404,12 @@ static void *shard_main(void *arg)
 	const char *why = NULL;
 	int err = 0;
 
-	sh->loop = loop_new(&lc, shard_cb, sh, &err, &why);
-	if (!sh->loop) {
-		shard_started(sh, err, why);
+	sh->base.loop = loop_new(&lc, shard_cb, sh, &err, &why);
+	if (!sh->base.loop) {
+		shard_ready(&sh->base, err, why);
 		return NULL;
 	}
-	sh->capacity = loop_capacity(sh->loop);
+	sh->capacity = loop_capacity(sh->base.loop);
 	sh->state = calloc(sh->capacity, sizeof(*sh->state));
 	sh->tuple_of = calloc(sh->capacity, sizeof(*sh->tuple_of));
 	sh->stamp = calloc(sh->capacity, sizeof(*sh->stamp));
@@ -445,25 +421,25 @@ static void *shard_main(void *arg)
 	sh->ka_buckets = cl->cfg.interval_s * 1000 / KA_BUCKET_MS;
 	sh->last_tick_ms = loop_now_ms();
 	/* Shards start their keepalive rounds at different points. */
-	sh->ka_bucket = sh->id % sh->ka_buckets;
+	sh->ka_bucket = sh->base.id % sh->ka_buckets;
 	sh->ka_next_ms = sh->last_tick_ms + KA_BUCKET_MS;
 	sh->epoch_us = now_us();
-	err = loop_timer(sh->loop, 0, 0);
+	err = loop_timer(sh->base.loop, 0, 0);
 	if (err < 0) {
 		why = "arming the tick timer";
 		goto fail;
 	}
-	shard_started(sh, 0, NULL);
-	err = loop_run(sh->loop);
+	shard_ready(&sh->base, 0, NULL);
+	err = loop_run(sh->base.loop);
 	if (err < 0) {
-		log_error("shard %u: event loop failed: %s", sh->id, strerror(-err));
-		atomic_store(&cl->shard_failed, 1);
+		log_error("shard %u: event loop failed: %s", sh->base.id, strerror(-err));
+		atomic_store(&sh->base.set->failed, 1);
 	}
-	shard_free_loop(sh);
+	shard_free_loop(&sh->base);
 	return NULL;
 fail:
-	shard_free_loop(sh);
-	shard_started(sh, err, why);
+	shard_free_loop(&sh->base);
+	shard_ready(&sh->base, err, why);
 	return NULL;
 }
 
@@ -757,7 +733,7 @@ static void ctl_cb(struct loop *loop, const struct loop_event *ev, void *arg)
 	if (reporter_handle(cl->reporter, ev))
 		return;
 	if (ev->type == LOOP_EV_TIMER && ev->id == CTL_TIMER_TICK) {
-		if (atomic_load(&cl->shard_failed)) {
+		if (atomic_load(&cl->set.failed)) {
 			log_error("a shard failed: closing everything and exiting");
 			cl->exit_code = 1;
 			loop_stop(loop);
@@ -802,26 +778,13 @@ static enum loop_backend resolve_backend(enum loop_backend want)
 
 static int start_shards(struct client *cl)
 {
-	int ret;
+	struct shard *failed;
+	int ret = shard_set_start(&cl->set, shard_main, &failed);
 
-	for (unsigned i = 0; i < cl->nr_shards; i++) {
-		ret = shard_thread_start(&cl->shards[i].thread, shard_main,
-					 &cl->shards[i]);
-		if (ret < 0) {
-			log_error("cannot start shard thread: %s", strerror(-ret));
-			cl->nr_shards = i;
-			return ret;
-		}
-	}
-	shard_barrier_wait(&cl->started, cl->nr_shards);
-	for (unsigned i = 0; i < cl->nr_shards; i++) {
-		if (cl->shards[i].start_err < 0) {
-			log_error("shard %u: %s: %s", i, cl->shards[i].start_why,
-				  strerror(-cl->shards[i].start_err));
-			return cl->shards[i].start_err;
-		}
-	}
-	return 0;
+	if (ret < 0)
+		log_error("shard %u: %s: %s", failed->id, failed->start_why,
+			  strerror(-ret));
+	return ret;
 }
 
 static int setup_shards(struct client *cl)
@@ -831,12 +794,11 @@ static int setup_shards(struct client *cl)
 	cl->shards = calloc(n, sizeof(*cl->shards));
 	if (!cl->shards)
 		return -ENOMEM;
+	shard_set_init(&cl->set, cl->shards, sizeof(*cl->shards), n);
 	for (unsigned s = 0; s < n; s++) {
 		struct client_shard *sh = &cl->shards[s];
 
 		sh->cl = cl;
-		sh->id = s;
-		pthread_mutex_init(&sh->loop_lock, NULL);
 		sh->rand_state = (unsigned)time(NULL) ^ (s * 2654435761u);
 		sh->rate = cl->cfg.rate ? (double)cl->cfg.rate / n : 0.0;
 		sh->tokens = sh->rate ? 1.0 : 0.0;
@@ -926,7 +888,6 @@ int main(int argc, char **argv)
 	cl->start_time = time(NULL);
 	cl->tty = isatty(STDERR_FILENO);
 	diag_init(&cl->diag, cl->cfg.connections, cl->cfg.interval_s);
-	shard_barrier_init(&cl->started);
 	cl->sig_fd = shard_signals_block();
 	if (cl->sig_fd < 0) {
 		log_error("signalfd: %s", strerror(-cl->sig_fd));
@@ -988,7 +949,7 @@ int main(int argc, char **argv)
 		 cl->cfg.interval_s);
 	log_info("%s backend, %u shards x %u connections (%s), descriptor limit %lu",
 		 loop_backend_name(cl->backend), cl->nr_shards, cl->capacity,
-		 cl->shards[0].loop ? loop_features(cl->shards[0].loop) : "",
+		 cl->shards[0].base.loop ? loop_features(cl->shards[0].base.loop) : "",
 		 nofile);
 
 	ret = loop_run(cl->ctl);
@@ -999,18 +960,8 @@ int main(int argc, char **argv)
 	if (cl->exit_code)
 		exit_code = cl->exit_code;
 out:
-	atomic_store(&cl->stopping, 1);
-	for (unsigned i = 0; cl->shards && i < cl->nr_shards; i++) {
-		struct client_shard *sh = &cl->shards[i];
-
-		pthread_mutex_lock(&sh->loop_lock);
-		if (sh->loop)
-			loop_wake(sh->loop);
-		pthread_mutex_unlock(&sh->loop_lock);
-	}
-	for (unsigned i = 0; cl->shards && i < cl->nr_shards; i++)
-		if (cl->shards[i].thread)
-			pthread_join(cl->shards[i].thread, NULL);
+	if (cl->shards)
+		shard_set_stop(&cl->set);
 	if (cl->cfg.json && cl->shards && !exit_code)
 		print_summary(cl);
 	for (unsigned i = 0; cl->shards && i < cl->nr_shards; i++) {

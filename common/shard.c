@@ -4,6 +4,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "loop.h"
 #include "shard.h"
 
 /* Shard threads spend their life in io_uring_enter or epoll_wait. */
@@ -39,27 +40,109 @@ int shard_signals_block(void)
 	return fd < 0 ? -errno : fd;
 }
 
-void shard_barrier_init(struct shard_barrier *b)
+void shard_set_init(struct shard_set *set, void *shards, size_t stride,
+		    unsigned n)
 {
-	pthread_mutex_init(&b->lock, NULL);
-	pthread_cond_init(&b->cond, NULL);
-	b->arrived = 0;
+	set->shards = shards;
+	set->stride = stride;
+	set->n = n;
+	atomic_init(&set->stopping, 0);
+	atomic_init(&set->failed, 0);
+	pthread_mutex_init(&set->lock, NULL);
+	pthread_cond_init(&set->cond, NULL);
+	set->ready = 0;
+	for (unsigned i = 0; i < n; i++) {
+		struct shard *sh = shard_at(set, i);
+
+		sh->set = set;
+		sh->id = i;
+		pthread_mutex_init(&sh->loop_lock, NULL);
+	}
 }
 
-void shard_barrier_arrive(struct shard_barrier *b)
+struct shard *shard_at(const struct shard_set *set, unsigned i)
 {
-	pthread_mutex_lock(&b->lock);
-	b->arrived++;
-	pthread_cond_signal(&b->cond);
-	pthread_mutex_unlock(&b->lock);
+	return (struct shard *)((char *)set->shards + i * set->stride);
 }
 
-void shard_barrier_wait(struct shard_barrier *b, unsigned n)
+void shard_ready(struct shard *sh, int err, const char *why)
 {
-	pthread_mutex_lock(&b->lock);
-	while (b->arrived < n)
-		pthread_cond_wait(&b->cond, &b->lock);
-	pthread_mutex_unlock(&b->lock);
+	struct shard_set *set = sh->set;
+
+	sh->start_err = err;
+	sh->start_why = why;
+	pthread_mutex_lock(&set->lock);
+	set->ready++;
+	pthread_cond_signal(&set->cond);
+	pthread_mutex_unlock(&set->lock);
+}
+
+int shard_set_start(struct shard_set *set, void *(*fn)(void *),
+		    struct shard **failed)
+{
+	unsigned started = 0;
+	int ret = 0;
+
+	*failed = NULL;
+	for (; started < set->n; started++) {
+		struct shard *sh = shard_at(set, started);
+
+		ret = shard_thread_start(&sh->thread, fn, sh);
+		if (ret < 0) {
+			sh->start_err = ret;
+			sh->start_why = "starting its thread";
+			*failed = sh;
+			break;
+		}
+		sh->running = true;
+	}
+	pthread_mutex_lock(&set->lock);
+	while (set->ready < started)
+		pthread_cond_wait(&set->cond, &set->lock);
+	pthread_mutex_unlock(&set->lock);
+	for (unsigned i = 0; !ret && i < started; i++) {
+		struct shard *sh = shard_at(set, i);
+
+		if (sh->start_err < 0) {
+			*failed = sh;
+			ret = sh->start_err;
+		}
+	}
+	return ret;
+}
+
+void shard_free_loop(struct shard *sh)
+{
+	pthread_mutex_lock(&sh->loop_lock);
+	loop_free(sh->loop);
+	sh->loop = NULL;
+	pthread_mutex_unlock(&sh->loop_lock);
+}
+
+void shard_set_stop(struct shard_set *set)
+{
+	atomic_store(&set->stopping, 1);
+	for (unsigned i = 0; i < set->n; i++) {
+		struct shard *sh = shard_at(set, i);
+
+		pthread_mutex_lock(&sh->loop_lock);
+		if (sh->loop)
+			loop_wake(sh->loop);
+		pthread_mutex_unlock(&sh->loop_lock);
+	}
+	for (unsigned i = 0; i < set->n; i++) {
+		struct shard *sh = shard_at(set, i);
+
+		if (sh->running) {
+			pthread_join(sh->thread, NULL);
+			sh->running = false;
+		}
+	}
+}
+
+bool shard_set_stopping(const struct shard_set *set)
+{
+	return atomic_load(&set->stopping);
 }
 
 unsigned shard_cpu_count(void)

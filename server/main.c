@@ -78,13 +78,8 @@ struct shard_stats {
 struct server;
 
 struct server_shard {
+	struct shard base;	/* first: the shard set walks these */
 	struct server *srv;
-	unsigned id;
-	pthread_t thread;
-	/* Held while the main thread wakes this shard's loop and while the
-	 * shard frees it, so a wake never reaches a freed loop. */
-	pthread_mutex_t loop_lock;
-	struct loop *loop;
 	int *listen_fds;
 	uint8_t *state;
 	uint16_t *last_seen;
@@ -93,8 +88,6 @@ struct server_shard {
 	unsigned sweep_pos;
 	unsigned sweep_chunk;
 	struct shard_stats stats;
-	int start_err;
-	const char *start_why;
 };
 
 struct server {
@@ -104,8 +97,7 @@ struct server {
 	unsigned capacity;	/* slots per shard */
 	struct server_shard *shards;
 	_Atomic int64_t total;	/* connections held, all shards */
-	_Atomic int stopping;
-	_Atomic int shard_failed;	/* a shard's loop died: stop, exit 1 */
+	struct shard_set set;
 	time_t start_time;
 
 	struct loop *ctl;
@@ -119,7 +111,6 @@ struct server {
 	bool warned_full, warned_max;
 	int exit_code;
 
-	struct shard_barrier started;
 };
 
 
@@ -135,7 +126,7 @@ static inline uint16_t now_s(void)
 static void shard_close(struct server_shard *sh, uint32_t slot)
 {
 	sh->state[slot] = SLOT_CLOSING;
-	loop_close(sh->loop, slot);
+	loop_close(sh->base.loop, slot);
 }
 
 static void on_accept(struct server_shard *sh, const struct loop_event *ev)
@@ -153,18 +144,18 @@ static void on_accept(struct server_shard *sh, const struct loop_event *ev)
 		return;
 	}
 	if (atomic_fetch_add_explicit(&srv->total, 1, memory_order_relaxed) >=
-	    (int64_t)srv->cfg.max_connections || atomic_load(&srv->stopping)) {
+	    (int64_t)srv->cfg.max_connections || shard_set_stopping(&srv->set)) {
 		atomic_fetch_sub_explicit(&srv->total, 1, memory_order_relaxed);
 		COUNTER_INC(&sh->stats.refused_max);
 		sh->state[ev->slot] = SLOT_REFUSED;
-		loop_close(sh->loop, ev->slot);
+		loop_close(sh->base.loop, ev->slot);
 		return;
 	}
 	sh->state[ev->slot] = SLOT_OPEN;
 	sh->last_seen[ev->slot] = now_s();
 	COUNTER_INC(&sh->stats.accepted);
 	COUNTER_INC(&sh->stats.conns);
-	if (loop_recv_start(sh->loop, ev->slot) < 0)
+	if (loop_recv_start(sh->base.loop, ev->slot) < 0)
 		shard_close(sh, ev->slot);
 }
 
@@ -238,27 +229,12 @@ static void shard_cb(struct loop *loop, const struct loop_event *ev, void *arg)
 		loop_timer(loop, 0, TICK_MS);
 		break;
 	case LOOP_EV_WAKE:
-		if (atomic_load(&sh->srv->stopping))
+		if (shard_set_stopping(sh->base.set))
 			loop_stop(loop);
 		break;
 	default:
 		break;
 	}
-}
-
-static void shard_started(struct server_shard *sh, int err, const char *why)
-{
-	sh->start_err = err;
-	sh->start_why = why;
-	shard_barrier_arrive(&sh->srv->started);
-}
-
-static void shard_free_loop(struct server_shard *sh)
-{
-	pthread_mutex_lock(&sh->loop_lock);
-	loop_free(sh->loop);
-	sh->loop = NULL;
-	pthread_mutex_unlock(&sh->loop_lock);
 }
 
 static void *shard_main(void *arg)
@@ -275,12 +251,12 @@ static void *shard_main(void *arg)
 	unsigned sweep_ticks;
 	int err = 0;
 
-	sh->loop = loop_new(&lc, shard_cb, sh, &err, &why);
-	if (!sh->loop) {
-		shard_started(sh, err, why);
+	sh->base.loop = loop_new(&lc, shard_cb, sh, &err, &why);
+	if (!sh->base.loop) {
+		shard_ready(&sh->base, err, why);
 		return NULL;
 	}
-	sh->capacity = loop_capacity(sh->loop);
+	sh->capacity = loop_capacity(sh->base.loop);
 	sh->state = calloc(sh->capacity, sizeof(*sh->state));
 	sh->last_seen = calloc(sh->capacity, sizeof(*sh->last_seen));
 	if (!sh->state || !sh->last_seen) {
@@ -300,32 +276,32 @@ static void *shard_main(void *arg)
 	sh->now_s = now_s();
 
 	for (unsigned i = 0; i < srv->cfg.nr_listen; i++) {
-		err = loop_listen(sh->loop, sh->listen_fds[i], i);
+		err = loop_listen(sh->base.loop, sh->listen_fds[i], i);
 		if (err < 0) {
 			why = "arming accept";
 			goto fail;
 		}
 	}
-	err = loop_timer(sh->loop, 0, TICK_MS);
+	err = loop_timer(sh->base.loop, 0, TICK_MS);
 	if (err < 0) {
 		why = "arming the tick timer";
 		goto fail;
 	}
 	/* Keepalive reads need no low latency: wake for a batch of
 	 * completions, or every BATCH_MS, not for each one. */
-	loop_set_batch(sh->loop, BATCH_NR, BATCH_MS);
-	shard_started(sh, 0, NULL);
-	err = loop_run(sh->loop);
+	loop_set_batch(sh->base.loop, BATCH_NR, BATCH_MS);
+	shard_ready(&sh->base, 0, NULL);
+	err = loop_run(sh->base.loop);
 	if (err < 0) {
-		log_error("shard %u: event loop failed: %s", sh->id, strerror(-err));
-		atomic_store(&srv->shard_failed, 1);
+		log_error("shard %u: event loop failed: %s", sh->base.id, strerror(-err));
+		atomic_store(&sh->base.set->failed, 1);
 	}
 	/* Freeing the loop closes every connection it still holds. */
-	shard_free_loop(sh);
+	shard_free_loop(&sh->base);
 	return NULL;
 fail:
-	shard_free_loop(sh);
-	shard_started(sh, err, why);
+	shard_free_loop(&sh->base);
+	shard_ready(&sh->base, err, why);
 	return NULL;
 }
 
@@ -411,19 +387,6 @@ static void on_tick(struct server *srv)
 	}
 }
 
-static void shutdown_shards(struct server *srv)
-{
-	atomic_store(&srv->stopping, 1);
-	for (unsigned i = 0; i < srv->nr_shards; i++) {
-		struct server_shard *sh = &srv->shards[i];
-
-		pthread_mutex_lock(&sh->loop_lock);
-		if (sh->loop)
-			loop_wake(sh->loop);
-		pthread_mutex_unlock(&sh->loop_lock);
-	}
-}
-
 static void ctl_cb(struct loop *loop, const struct loop_event *ev, void *arg)
 {
 	struct server *srv = arg;
@@ -431,7 +394,7 @@ static void ctl_cb(struct loop *loop, const struct loop_event *ev, void *arg)
 	if (reporter_handle(srv->reporter, ev))
 		return;
 	if (ev->type == LOOP_EV_TIMER && ev->id == CTL_TIMER_TICK) {
-		if (atomic_load(&srv->shard_failed)) {
+		if (atomic_load(&srv->set.failed)) {
 			log_error("a shard failed: closing everything and exiting");
 			srv->exit_code = 1;
 			loop_stop(loop);
@@ -507,28 +470,13 @@ static int open_listeners(struct server *srv)
 
 static int start_shards(struct server *srv)
 {
-	int ret;
+	struct shard *failed;
+	int ret = shard_set_start(&srv->set, shard_main, &failed);
 
-	for (unsigned i = 0; i < srv->nr_shards; i++) {
-		ret = shard_thread_start(&srv->shards[i].thread, shard_main,
-					 &srv->shards[i]);
-		if (ret < 0) {
-			log_error("cannot start shard thread: %s", strerror(-ret));
-			srv->nr_shards = i;
-			return ret;
-		}
-	}
-	shard_barrier_wait(&srv->started, srv->nr_shards);
-	for (unsigned i = 0; i < srv->nr_shards; i++) {
-		struct server_shard *sh = &srv->shards[i];
-
-		if (sh->start_err < 0) {
-			log_error("shard %u: %s: %s", i, sh->start_why,
-				  strerror(-sh->start_err));
-			return sh->start_err;
-		}
-	}
-	return 0;
+	if (ret < 0)
+		log_error("shard %u: %s: %s", failed->id, failed->start_why,
+			  strerror(-ret));
+	return ret;
 }
 
 static int setup_control(struct server *srv)
@@ -590,7 +538,6 @@ int main(int argc, char **argv)
 	}
 
 	srv->start_time = time(NULL);
-	shard_barrier_init(&srv->started);
 	srv->sig_fd = shard_signals_block();
 	if (srv->sig_fd < 0) {
 		log_error("signalfd: %s", strerror(-srv->sig_fd));
@@ -631,11 +578,10 @@ int main(int argc, char **argv)
 		log_error("out of memory");
 		return 1;
 	}
-	for (unsigned i = 0; i < srv->nr_shards; i++) {
+	shard_set_init(&srv->set, srv->shards, sizeof(*srv->shards),
+		       srv->nr_shards);
+	for (unsigned i = 0; i < srv->nr_shards; i++)
 		srv->shards[i].srv = srv;
-		srv->shards[i].id = i;
-		pthread_mutex_init(&srv->shards[i].loop_lock, NULL);
-	}
 
 	ret = open_listeners(srv);
 	if (!ret)
@@ -652,7 +598,7 @@ int main(int argc, char **argv)
 	log_info("%s backend, %u shards x %u connections (%s), idle timeout %us, "
 		 "max %" PRIu64 " connections, descriptor limit %lu",
 		 loop_backend_name(srv->backend), srv->nr_shards, srv->capacity,
-		 srv->shards[0].loop ? loop_features(srv->shards[0].loop) : "",
+		 srv->shards[0].base.loop ? loop_features(srv->shards[0].base.loop) : "",
 		 srv->cfg.idle_timeout_s, srv->cfg.max_connections, nofile);
 
 	ret = loop_run(srv->ctl);
@@ -661,10 +607,7 @@ int main(int argc, char **argv)
 		srv->exit_code = 1;
 	}
 out:
-	shutdown_shards(srv);
-	for (unsigned i = 0; i < srv->nr_shards; i++)
-		if (srv->shards[i].thread)
-			pthread_join(srv->shards[i].thread, NULL);
+	shard_set_stop(&srv->set);
 	for (unsigned i = 0; i < srv->nr_shards; i++) {
 		struct server_shard *sh = &srv->shards[i];
 
