@@ -34,7 +34,9 @@ def body(args, procs):
     wait_for("the server to drop the silent client", lambda: established(PORT) == 0,
              IDLE + 8)
     took = time.monotonic() - stopped
-    check(took >= IDLE, "dropped after %.1f s of silence (timeout %d s)" % (took, IDLE))
+    # Silence began at each connection's last keepalive, which can precede
+    # the SIGSTOP by one 100 ms keepalive bucket (more on a loaded machine).
+    check(took >= IDLE - 0.5, "dropped %.1f s after the stop (timeout %d s)" % (took, IDLE))
     check("closed in the last second" in server.output(), "server logged the drop")
 
     client.signal(signal.SIGCONT)
