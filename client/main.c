@@ -31,6 +31,7 @@
 #include <jansson.h>
 
 #include "client.h"
+#include "control.h"
 #include "counters.h"
 #include "diagnose.h"
 #include "hist.h"
@@ -51,17 +52,8 @@
 #define SHORT_LIFE_MS		2000
 #define ERRNO_MAX		256
 #define REPORT_REASONS_MAX	12
-#define CTL_TICK_MS		1000
 #define BATCH_NR		64
-
-enum {
-	CTL_POLL_SIGNAL = 0,
-	CTL_POLL_REPORTER = 1,
-	REPORTER_POLLS = 16,
-	CTL_TIMER_TICK = 0,
-	CTL_TIMER_REPORTER = 1,
-	CTL_TIMER_DURATION = 2,
-};
+#define TIMER_DURATION		CONTROL_TIMER_USER
 
 enum slot_state {
 	SLOT_FREE = 0,
@@ -130,14 +122,12 @@ struct client {
 	unsigned capacity;
 	struct client_shard *shards;
 	struct shard_set set;
-	int exit_code;			/* set by the control loop */
 	time_t start_time;
 	uint64_t start_ms;
 	uint64_t target_reached_ms;
 
-	struct loop *ctl;
+	struct control ctl;
 	int sig_fd;
-	struct reporter *reporter;
 	struct log_ratelimit report_rl;
 	uint64_t last_report_ms, reported_established;
 	uint64_t last_connects_ok, last_tick_ms;
@@ -564,7 +554,7 @@ static void send_report(struct client *cl, uint64_t established)
 	body = json_dumps(doc, JSON_COMPACT);
 	json_decref(doc);
 	if (body)
-		reporter_send(cl->reporter, body);
+		reporter_send(cl->ctl.reporter, body);
 }
 
 /* "ECONNREFUSED 12, ETIMEDOUT 3" for the progress line. */
@@ -580,6 +570,14 @@ static void failure_summary(struct client *cl, char *buf, size_t len)
 			off += (size_t)snprintf(buf + off, len - off, "%s%s %" PRIu64,
 						off ? ", " : "", errno_name(e), n);
 	}
+}
+
+/* Ends the progress line before a log line. */
+static void end_line(struct client *cl)
+{
+	if (cl->line_open)
+		fputc('\n', stderr);
+	cl->line_open = false;
 }
 
 /* Equal but for the numbers in them. */
@@ -625,14 +623,13 @@ static void diagnose(struct client *cl, uint64_t now, uint64_t established,
 		return;
 	snprintf(cl->diagnosis, sizeof(cl->diagnosis), "%s", text);
 	cl->diagnosis_ms = now;
-	if (cl->line_open)
-		fputc('\n', stderr);
-	cl->line_open = false;
+	end_line(cl);
 	log_warn("diagnosis: %s", text);
 }
 
-static void on_tick(struct client *cl)
+static void on_tick(void *arg)
 {
+	struct client *cl = arg;
 	uint64_t now = loop_now_ms();
 	uint64_t established = SUM(cl, established);
 	uint64_t connecting = SUM(cl, connecting);
@@ -653,9 +650,7 @@ static void on_tick(struct client *cl)
 			if (r > cl->target_reached_ms)
 				cl->target_reached_ms = r;
 		}
-		if (cl->line_open)
-			fputc('\n', stderr);
-		cl->line_open = false;
+		end_line(cl);
 		log_info("all %" PRIu64 " connections established in %.3f s",
 			 cl->cfg.connections,
 			 (double)(cl->target_reached_ms - cl->start_ms) / 1000.0);
@@ -677,7 +672,7 @@ static void on_tick(struct client *cl)
 			 failures, failures[0] ? ")" : "", SUM(cl, drops),
 			 SUM(cl, keepalives));
 	}
-	if (cl->reporter &&
+	if (cl->ctl.reporter &&
 	    (established != cl->reported_established ||
 	     now - cl->last_report_ms >= cl->cfg.report_interval_s * 1000ull)) {
 		send_report(cl, established);
@@ -723,43 +718,6 @@ static void print_summary(struct client *cl)
 		puts(s);
 		fflush(stdout);
 		free(s);
-	}
-}
-
-static void ctl_cb(struct loop *loop, const struct loop_event *ev, void *arg)
-{
-	struct client *cl = arg;
-
-	if (reporter_handle(cl->reporter, ev))
-		return;
-	if (ev->type == LOOP_EV_TIMER && ev->id == CTL_TIMER_TICK) {
-		if (atomic_load(&cl->set.failed)) {
-			log_error("a shard failed: closing everything and exiting");
-			cl->exit_code = 1;
-			loop_stop(loop);
-			return;
-		}
-		on_tick(cl);
-		loop_timer(loop, CTL_TIMER_TICK, CTL_TICK_MS);
-	} else if (ev->type == LOOP_EV_TIMER && ev->id == CTL_TIMER_DURATION) {
-		on_tick(cl);
-		if (cl->line_open)
-			fputc('\n', stderr);
-		cl->line_open = false;
-		log_info("duration of %us reached: closing %" PRIu64 " connections",
-			 cl->cfg.duration_s, SUM(cl, established));
-		loop_stop(loop);
-	} else if (ev->type == LOOP_EV_POLL && ev->id == CTL_POLL_SIGNAL) {
-		struct signalfd_siginfo si;
-
-		if (read(cl->sig_fd, &si, sizeof(si)) != sizeof(si))
-			return;
-		if (cl->line_open)
-			fputc('\n', stderr);
-		cl->line_open = false;
-		log_info("%s: closing %" PRIu64 " connections and exiting",
-			 strsignal((int)si.ssi_signo), SUM(cl, established));
-		loop_stop(loop);
 	}
 }
 
@@ -816,40 +774,51 @@ static int setup_shards(struct client *cl)
 	return 0;
 }
 
+static void on_stop(void *arg, const char *why)
+{
+	struct client *cl = arg;
+
+	end_line(cl);
+	log_info("%s: closing %" PRIu64 " connections and exiting", why,
+		 SUM(cl, established));
+}
+
+/* --duration ran out. */
+static void on_timer(void *arg, unsigned id)
+{
+	struct client *cl = arg;
+
+	on_tick(cl);
+	end_line(cl);
+	log_info("duration of %us reached: closing %" PRIu64 " connections",
+		 cl->cfg.duration_s, SUM(cl, established));
+	loop_stop(cl->ctl.loop);
+}
+
+static const struct control_ops control_ops = {
+	.tick = on_tick,
+	.stop = on_stop,
+	.timer = on_timer,
+	.report_done = report_done,
+};
+
 static int setup_control(struct client *cl)
 {
-	struct loop_config lc = { .backend = cl->backend, .capacity = 1,
-				  .buf_count = 1, .buf_size = 64 };
 	const char *why = NULL;
-	int err = 0;
+	int err;
 
-	cl->ctl = loop_new(&lc, ctl_cb, cl, &err, &why);
-	if (!cl->ctl) {
-		log_error("control loop: %s: %s", why, strerror(-err));
-		return err;
+	cl->report_rl.interval_ms = 30000;
+	err = control_init(&cl->ctl, cl->backend, cl->sig_fd, cl->cfg.report_url,
+			   &cl->set, &control_ops, cl, &why);
+	if (!err && cl->cfg.duration_s) {
+		why = "arming the --duration timer";
+		err = control_timer(&cl->ctl, TIMER_DURATION,
+				    cl->cfg.duration_s * 1000ull);
 	}
-	err = loop_poll(cl->ctl, CTL_POLL_SIGNAL, cl->sig_fd, POLLIN);
-	if (!err)
-		err = loop_timer(cl->ctl, CTL_TIMER_TICK, CTL_TICK_MS);
-	if (!err && cl->cfg.duration_s)
-		err = loop_timer(cl->ctl, CTL_TIMER_DURATION,
-				 cl->cfg.duration_s * 1000ull);
-	if (err < 0) {
-		log_error("control loop: %s", strerror(-err));
-		return err;
-	}
-	if (cl->cfg.report_url[0]) {
-		cl->reporter = reporter_new(cl->ctl, cl->cfg.report_url,
-					    CTL_POLL_REPORTER, REPORTER_POLLS,
-					    CTL_TIMER_REPORTER, report_done, cl,
-					    &err);
-		if (!cl->reporter) {
-			log_error("reporter: %s", strerror(-err));
-			return err;
-		}
-		cl->report_rl.interval_ms = 30000;
-	}
-	return 0;
+	if (err < 0)
+		log_error("control loop: %s: %s", why ? why : "setup",
+			  strerror(-err));
+	return err;
 }
 
 int main(int argc, char **argv)
@@ -952,13 +921,13 @@ int main(int argc, char **argv)
 		 cl->shards[0].base.loop ? loop_features(cl->shards[0].base.loop) : "",
 		 nofile);
 
-	ret = loop_run(cl->ctl);
+	ret = loop_run(cl->ctl.loop);
 	if (ret < 0) {
 		log_error("control loop failed: %s", strerror(-ret));
 		exit_code = 1;
 	}
-	if (cl->exit_code)
-		exit_code = cl->exit_code;
+	if (cl->ctl.shard_failed)
+		exit_code = 1;
 out:
 	if (cl->shards)
 		shard_set_stop(&cl->set);
@@ -973,8 +942,7 @@ out:
 		free(sh->tuples);
 	}
 	free(cl->shards);
-	reporter_free(cl->reporter);
-	loop_free(cl->ctl);
+	control_fini(&cl->ctl);
 	plan_free(&cl->plan);
 	client_config_free(&cl->cfg);
 	close(cl->sig_fd);

@@ -22,13 +22,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/signalfd.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
 
 #include "config.h"
+#include "control.h"
 #include "counters.h"
 #include "log.h"
 #include "loop.h"
@@ -43,15 +43,6 @@
 #define SWEEP_MAX_TICKS		10
 #define BATCH_NR		64
 #define BATCH_MS		50
-
-/* Control loop ids. */
-enum {
-	CTL_POLL_SIGNAL = 0,
-	CTL_POLL_REPORTER = 1,	/* .. +REPORTER_POLLS */
-	REPORTER_POLLS = 16,
-	CTL_TIMER_TICK = 0,
-	CTL_TIMER_REPORTER = 1,
-};
 
 enum slot_state {
 	SLOT_FREE = 0,
@@ -100,9 +91,8 @@ struct server {
 	struct shard_set set;
 	time_t start_time;
 
-	struct loop *ctl;
+	struct control ctl;
 	int sig_fd;
-	struct reporter *reporter;
 	struct log_ratelimit report_rl;
 	uint64_t last_report_ms;
 	uint64_t reported_conns;
@@ -348,11 +338,12 @@ static void send_report(struct server *srv, uint64_t conns)
 	body = json_dumps(doc, JSON_COMPACT);
 	json_decref(doc);
 	if (body)
-		reporter_send(srv->reporter, body);
+		reporter_send(srv->ctl.reporter, body);
 }
 
-static void on_tick(struct server *srv)
+static void on_tick(void *arg)
 {
+	struct server *srv = arg;
 	uint64_t now = loop_now_ms();
 	uint64_t conns = SUM(srv, conns);
 	uint64_t accepted = SUM(srv, accepted);
@@ -378,38 +369,12 @@ static void on_tick(struct server *srv)
 			 srv->cfg.max_connections);
 		srv->warned_max = true;
 	}
-	if (srv->reporter &&
+	if (srv->ctl.reporter &&
 	    ((conns != srv->reported_conns) ||
 	     now - srv->last_report_ms >= srv->cfg.report_interval_s * 1000ull)) {
 		send_report(srv, conns);
 		srv->reported_conns = conns;
 		srv->last_report_ms = now;
-	}
-}
-
-static void ctl_cb(struct loop *loop, const struct loop_event *ev, void *arg)
-{
-	struct server *srv = arg;
-
-	if (reporter_handle(srv->reporter, ev))
-		return;
-	if (ev->type == LOOP_EV_TIMER && ev->id == CTL_TIMER_TICK) {
-		if (atomic_load(&srv->set.failed)) {
-			log_error("a shard failed: closing everything and exiting");
-			srv->exit_code = 1;
-			loop_stop(loop);
-			return;
-		}
-		on_tick(srv);
-		loop_timer(loop, CTL_TIMER_TICK, TICK_MS);
-	} else if (ev->type == LOOP_EV_POLL && ev->id == CTL_POLL_SIGNAL) {
-		struct signalfd_siginfo si;
-
-		if (read(srv->sig_fd, &si, sizeof(si)) != sizeof(si))
-			return;
-		log_info("%s: closing %" PRIu64 " connections and exiting",
-			 strsignal((int)si.ssi_signo), SUM(srv, conns));
-		loop_stop(loop);
 	}
 }
 
@@ -479,37 +444,33 @@ static int start_shards(struct server *srv)
 	return ret;
 }
 
+static void on_stop(void *arg, const char *why)
+{
+	struct server *srv = arg;
+
+	log_info("%s: closing %" PRIu64 " connections and exiting", why,
+		 SUM(srv, conns));
+}
+
+static const struct control_ops control_ops = {
+	.tick = on_tick,
+	.stop = on_stop,
+	.report_done = report_done,
+};
+
 static int setup_control(struct server *srv)
 {
-	struct loop_config lc = { .backend = srv->backend, .capacity = 1,
-				  .buf_count = 1, .buf_size = 64 };
 	const char *why = NULL;
-	int err = 0;
+	int err;
 
-	srv->ctl = loop_new(&lc, ctl_cb, srv, &err, &why);
-	if (!srv->ctl) {
-		log_error("control loop: %s: %s", why, strerror(-err));
-		return err;
-	}
-	err = loop_poll(srv->ctl, CTL_POLL_SIGNAL, srv->sig_fd, POLLIN);
-	if (!err)
-		err = loop_timer(srv->ctl, CTL_TIMER_TICK, TICK_MS);
-	if (err < 0) {
-		log_error("control loop: %s", strerror(-err));
-		return err;
-	}
-	if (srv->cfg.report_url[0]) {
-		srv->reporter = reporter_new(srv->ctl, srv->cfg.report_url,
-					     CTL_POLL_REPORTER, REPORTER_POLLS,
-					     CTL_TIMER_REPORTER, report_done, srv,
-					     &err);
-		if (!srv->reporter) {
-			log_error("reporter: %s", strerror(-err));
-			return err;
-		}
-		srv->report_rl.interval_ms = 30000;
-	}
-	return 0;
+	srv->report_rl.interval_ms = 30000;
+	err = control_init(&srv->ctl, srv->backend, srv->sig_fd,
+			   srv->cfg.report_url, &srv->set, &control_ops, srv,
+			   &why);
+	if (err < 0)
+		log_error("control loop: %s: %s", why ? why : "setup",
+			  strerror(-err));
+	return err;
 }
 
 int main(int argc, char **argv)
@@ -601,11 +562,13 @@ int main(int argc, char **argv)
 		 srv->shards[0].base.loop ? loop_features(srv->shards[0].base.loop) : "",
 		 srv->cfg.idle_timeout_s, srv->cfg.max_connections, nofile);
 
-	ret = loop_run(srv->ctl);
+	ret = loop_run(srv->ctl.loop);
 	if (ret < 0) {
 		log_error("control loop failed: %s", strerror(-ret));
 		srv->exit_code = 1;
 	}
+	if (srv->ctl.shard_failed)
+		srv->exit_code = 1;
 out:
 	shard_set_stop(&srv->set);
 	for (unsigned i = 0; i < srv->nr_shards; i++) {
@@ -618,8 +581,7 @@ out:
 		free(sh->state);
 		free(sh->last_seen);
 	}
-	reporter_free(srv->reporter);
-	loop_free(srv->ctl);
+	control_fini(&srv->ctl);
 	free(srv->shards);
 	close(srv->sig_fd);
 	log_info("exited cleanly");
