@@ -433,38 +433,56 @@ static int uring_send(struct loop *loop, uint32_t slot, const void *buf,
 	return 0;
 }
 
+/*
+ * Cancels one request by its user_data.  A cancel by descriptor would walk
+ * every armed poll of the ring (20,000 recvs per ring when full); a cancel
+ * by user_data looks in one bucket of the kernel's cancel hash.
+ */
+static int cancel_ud(struct uring_loop *u, uint64_t ud, unsigned flags)
+{
+	struct io_uring_sqe *sqe = get_sqe(u);
+
+	if (!sqe)
+		return -EBUSY;
+	io_uring_prep_cancel64(sqe, ud, (int)flags);
+	sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+	io_uring_sqe_set_data64(sqe, ud_make(UOP_IGNORE, 0, 0));
+	return 0;
+}
+
 static int uring_close(struct loop *loop, uint32_t slot)
 {
 	struct uring_loop *u = to_uring(loop);
 	struct uslot *s = &u->slots[slot];
+	unsigned others;
+	int ret = 0;
 
 	if (!(s->flags & S_OPEN))
 		return -EBADF;
 	if (s->flags & S_CLOSING)
 		return -EALREADY;
 	s->flags |= S_CLOSING;
-	if (s->inflight) {
-		/* Everything still pending on this descriptor: the armed recv,
-		 * sends, a connect in progress.  Their CQEs drive the close. */
-		struct io_uring_sqe *sqe;
-
+	/* Everything still pending on this descriptor (the armed recv, a
+	 * send, a connect in progress) is cancelled; their CQEs drive the
+	 * close. */
+	if (s->flags & S_CONNECTING) {
 		/* A connect linked behind its socket is only issued when task
 		 * work runs (DEFER_TASKRUN: at the next wait); until then a
 		 * cancel finds nothing and a connect without timeout would
 		 * hang on.  Run it now so the cancel below catches it. */
-		if (s->flags & S_CONNECTING) {
-			io_uring_submit(&u->ring);
-			io_uring_get_events(&u->ring);
-		}
-		sqe = get_sqe(u);
-		if (!sqe)
-			return -EBUSY;
-		io_uring_prep_cancel_fd(sqe, (int)slot,
-					IORING_ASYNC_CANCEL_ALL |
-					IORING_ASYNC_CANCEL_FD_FIXED);
-		sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
-		io_uring_sqe_set_data64(sqe, ud_make(UOP_IGNORE, 0, 0));
+		io_uring_submit(&u->ring);
+		io_uring_get_events(&u->ring);
+		ret = cancel_ud(u, ud_make(UOP_CONNECT, s->gen, slot), 0);
+	} else if (s->inflight) {
+		others = s->inflight - ((s->flags & S_RECV) ? 1 : 0);
+		if (s->flags & S_RECV)
+			ret = cancel_ud(u, ud_make(UOP_RECV, s->gen, slot), 0);
+		if (others && !ret)
+			ret = cancel_ud(u, ud_make(UOP_SEND, s->gen, slot),
+					IORING_ASYNC_CANCEL_ALL);
 	}
+	if (ret < 0)
+		return ret;
 	maybe_close(u, slot);
 	return 0;
 }
@@ -781,44 +799,59 @@ static int uring_run(struct loop *loop)
 	return 0;
 }
 
+/* Reaps CQEs without handling them; returns how many. */
+static unsigned discard_cqes(struct uring_loop *u)
+{
+	struct io_uring_cqe *cqe;
+	unsigned head, n = 0;
+
+	io_uring_for_each_cqe(&u->ring, head, cqe)
+		n++;
+	io_uring_cq_advance(&u->ring, n);
+	return n;
+}
+
 /*
- * Closes every connection now, in this thread: cancel all requests (an armed
- * recv holds its socket open), collect the cancellations, then drop the
- * fixed-file table.  Left to io_uring_queue_exit(), the sockets would close
- * whenever the kernel's asynchronous ring teardown gets to them, which on a
- * loaded machine can be seconds after the process is gone.
+ * Closes every connection now, in this thread: cancel each slot's requests
+ * (an armed recv holds its socket open), collect the cancellations, then
+ * drop the fixed-file table.  Left to io_uring_queue_exit(), the sockets
+ * would close whenever the kernel's asynchronous ring teardown gets to them,
+ * which on a loaded machine can be seconds after the process is gone.
+ *
+ * One cancel-everything request would do the same in O(n^2) here: each
+ * match restarts its walk of the poll table, past the entries it already
+ * cancelled, which are only unhashed when task work runs.  Cancels by
+ * user_data, with task work run every few hundred, stay O(n).
  */
 static void uring_release_all(struct uring_loop *u)
 {
-	struct io_uring_sqe *sqe = get_sqe(u);
 	uint64_t deadline = loop_now_ms() + 2000;
-	bool cancelled = false;
+	uint32_t slot;
+	unsigned queued = 0;
 
-	if (!sqe)
-		return;
-	io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY |
-					IORING_ASYNC_CANCEL_ALL);
-	io_uring_sqe_set_data64(sqe, ud_make(UOP_DRAIN, 0, 0));
-	if (io_uring_submit(&u->ring) < 0)
-		return;
-	/* The cancelled requests complete just after the cancel itself: reap
-	 * until the ring has been quiet for a moment. */
+	for (slot = 0; slot < u->base.capacity; slot++) {
+		struct uslot *s = &u->slots[slot];
+
+		/* A closing slot's cancels are already out. */
+		if ((s->flags & (S_OPEN | S_CLOSING)) != S_OPEN)
+			continue;
+		if (uring_close(&u->base, slot) < 0)
+			break;
+		if (++queued % 256 == 0) {
+			io_uring_submit_and_get_events(&u->ring);
+			discard_cqes(u);
+		}
+	}
+	/* The cancelled requests complete just after the cancels: reap until
+	 * the ring has been quiet for a moment. */
+	io_uring_submit(&u->ring);
 	while (loop_now_ms() < deadline) {
 		struct __kernel_timespec ts = { .tv_nsec = 20000000 };
 		struct io_uring_cqe *cqe;
-		unsigned head, n = 0;
 
-		if (io_uring_wait_cqe_timeout(&u->ring, &cqe, &ts) < 0) {
-			if (cancelled)
-				break;
-			continue;
-		}
-		io_uring_for_each_cqe(&u->ring, head, cqe) {
-			if (ud_op(cqe->user_data) == UOP_DRAIN)
-				cancelled = true;
-			n++;
-		}
-		io_uring_cq_advance(&u->ring, n);
+		if (io_uring_wait_cqe_timeout(&u->ring, &cqe, &ts) < 0)
+			break;
+		discard_cqes(u);
 	}
 	io_uring_unregister_files(&u->ring);
 }
