@@ -33,6 +33,9 @@
 #define IORING_OP_BIND 56
 #endif
 #define URING_CMD_SETSOCKOPT 3	/* SOCKET_URING_OP_SETSOCKOPT */
+#ifndef IORING_ACCEPT_DONTWAIT
+#define IORING_ACCEPT_DONTWAIT (1U << 1)	/* 6.10 */
+#endif
 #ifndef IP_BIND_ADDRESS_NO_PORT
 #define IP_BIND_ADDRESS_NO_PORT 24
 #endif
@@ -46,6 +49,7 @@
 enum uop {
 	UOP_IGNORE = 0,		/* cancels, removals: nothing to do */
 	UOP_ACCEPT,
+	UOP_LISTEN_POLL,	/* a listener has connections waiting */
 	UOP_RECV,
 	UOP_SEND,
 	UOP_CONN_PREP,		/* socket/setsockopt/bind: CQE only on failure */
@@ -112,8 +116,14 @@ struct uring_loop {
 	struct {
 		int fd;
 		uint32_t tag;
+		bool accepting;	/* a draining accept is in flight */
+		bool again;	/* ...and the listener polled ready since */
 	} listeners[MAX_LISTENERS];
 	unsigned nr_listeners;
+	/* Accepts are driven by a poll on each listener (see arm_listener()),
+	 * or, on kernels without IORING_ACCEPT_DONTWAIT, by a plain multishot
+	 * accept. */
+	bool lazy_accept;
 
 	/* An ended multishot accept was re-armed: its next completion may be
 	 * due at once (a full table refuses one connection per arm), so the
@@ -192,6 +202,16 @@ static void buf_recycle(struct uring_loop *u, unsigned bid)
 	io_uring_buf_ring_advance(u->br, 1);
 }
 
+/*
+ * Accepting.  A multishot accept waits on the listener exclusively, and the
+ * kernel wakes the ring's thread for every connection it accepts: at tens of
+ * thousands of connections a second, one context switch (and an IPI) per
+ * connection.  A multishot poll on the listener instead queues its task work
+ * lazily, so it is run with the rest of the batch loop_set_batch() asked
+ * for; each time it fires, one accept with IORING_ACCEPT_DONTWAIT takes every
+ * connection waiting and ends with -EAGAIN.  The listen backlog holds the
+ * connections in between.
+ */
 static int arm_accept(struct uring_loop *u, unsigned idx)
 {
 	struct io_uring_sqe *sqe = get_sqe(u);
@@ -200,8 +220,29 @@ static int arm_accept(struct uring_loop *u, unsigned idx)
 		return -EBUSY;
 	io_uring_prep_multishot_accept_direct(sqe, u->listeners[idx].fd, NULL,
 					      NULL, 0);
+	if (u->lazy_accept) {
+		sqe->ioprio |= IORING_ACCEPT_DONTWAIT;
+		u->listeners[idx].accepting = true;
+		u->listeners[idx].again = false;
+	}
 	io_uring_sqe_set_data64(sqe, ud_make(UOP_ACCEPT, 0, idx));
 	return 0;
+}
+
+static int arm_listener(struct uring_loop *u, unsigned idx)
+{
+	struct io_uring_sqe *sqe;
+
+	if (u->lazy_accept) {
+		sqe = get_sqe(u);
+		if (!sqe)
+			return -EBUSY;
+		io_uring_prep_poll_multishot(sqe, u->listeners[idx].fd, POLLIN);
+		io_uring_sqe_set_data64(sqe, ud_make(UOP_LISTEN_POLL, 0, idx));
+	}
+	/* Takes what is already queued; under lazy_accept it is also the
+	 * probe for IORING_ACCEPT_DONTWAIT (-EINVAL without it). */
+	return arm_accept(u, idx);
 }
 
 static int arm_recv(struct uring_loop *u, uint32_t slot)
@@ -289,7 +330,7 @@ static int uring_listen(struct loop *loop, int fd, uint32_t tag)
 	u->listeners[idx].fd = fd;
 	u->listeners[idx].tag = tag;
 	u->nr_listeners++;
-	return arm_accept(u, idx);
+	return arm_listener(u, idx);
 }
 
 /*
@@ -639,6 +680,46 @@ static void handle_recv(struct uring_loop *u, const struct io_uring_cqe *cqe,
 		arm_recv(u, slot);
 }
 
+static void handle_accept(struct uring_loop *u,
+			  const struct io_uring_cqe *cqe, unsigned idx)
+{
+	bool more = cqe->flags & IORING_CQE_F_MORE;
+	int res = cqe->res;
+
+	if (res >= 0) {
+		struct uslot *s = &u->slots[res];
+
+		s->flags = S_OPEN;
+		s->inflight = 0;
+	}
+	if (!more) {
+		u->listeners[idx].accepting = false;
+		if (res == -EINVAL && u->lazy_accept) {
+			/* No IORING_ACCEPT_DONTWAIT (before 6.10): a plain
+			 * multishot accept for every listener from now on. */
+			u->lazy_accept = false;
+			for (unsigned i = 0; i < u->nr_listeners; i++) {
+				cancel_ud(u, ud_make(UOP_LISTEN_POLL, 0, i), 0);
+				arm_accept(u, i);
+			}
+			return;
+		}
+		if (u->base.stop)
+			return;
+		if (res != -EAGAIN || u->listeners[idx].again) {
+			/* An error ended it (a full table refuses one
+			 * connection per accept) or more came in: go on at
+			 * once, without sleeping for a batch. */
+			arm_accept(u, idx);
+			u->rearmed = true;
+		}
+		if (res == -EAGAIN)
+			return;
+	}
+	loop_emit(&u->base, LOOP_EV_ACCEPT, res >= 0 ? (uint32_t)res : UINT32_MAX,
+		  u->listeners[idx].tag, res, NULL);
+}
+
 static void handle_cqe(struct uring_loop *u, const struct io_uring_cqe *cqe)
 {
 	uint64_t ud = cqe->user_data;
@@ -651,20 +732,17 @@ static void handle_cqe(struct uring_loop *u, const struct io_uring_cqe *cqe)
 	case UOP_IGNORE:
 		return;
 	case UOP_ACCEPT:
-		if (cqe->res >= 0) {
-			uint32_t slot = (uint32_t)cqe->res;
-
-			s = &u->slots[slot];
-			s->flags = S_OPEN;
-			s->inflight = 0;
-		}
-		if (!more && !u->base.stop) {
+		handle_accept(u, cqe, idx);
+		return;
+	case UOP_LISTEN_POLL:
+		if (!u->lazy_accept || u->base.stop)
+			return;
+		if (!more)
+			arm_listener(u, idx);	/* re-arms the poll, accepts */
+		else if (u->listeners[idx].accepting)
+			u->listeners[idx].again = true;
+		else
 			arm_accept(u, idx);
-			u->rearmed = true;
-		}
-		loop_emit(&u->base, LOOP_EV_ACCEPT,
-			  cqe->res >= 0 ? (uint32_t)cqe->res : UINT32_MAX,
-			  u->listeners[idx].tag, cqe->res, NULL);
 		return;
 	case UOP_TIMER: {
 		struct utimer *t = &u->timers[idx];
@@ -984,6 +1062,7 @@ struct loop *loop_uring_new(const struct loop_config *cfg, int *err,
 	u->base.ops = &uring_ops;
 	u->base.backend = LOOP_BACKEND_URING;
 	u->base.wake_fd = -1;
+	u->lazy_accept = true;
 
 	ret = ring_init(&u->ring, &mode);
 	if (ret < 0) {
