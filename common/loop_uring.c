@@ -54,7 +54,6 @@ enum uop {
 	UOP_SEND,
 	UOP_CONN_PREP,		/* socket/setsockopt/bind: CQE only on failure */
 	UOP_CONNECT,
-	UOP_CONN_TIMEOUT,
 	UOP_CLOSE,
 	UOP_TIMER,
 	UOP_POLL,
@@ -80,6 +79,12 @@ enum {
 	S_SILENT	= 1 << 7,	/* failed connect: release without an event */
 };
 
+struct conn_deadline {
+	uint64_t at_ms;
+	uint32_t slot;
+	uint16_t gen;
+};
+
 struct utimer {
 	struct __kernel_timespec ts;
 	uint16_t gen;
@@ -103,8 +108,8 @@ struct uring_loop {
 	uint32_t nr_free;
 	uint32_t *conn_tag;
 	int16_t *conn_err;
-	struct __kernel_timespec conn_ts;
-	unsigned conn_timeout_ms;
+	struct conn_deadline *deadlines;	/* FIFO, see expire_connects() */
+	uint32_t dl_head, dl_len, dl_cap;
 	bool async_bind;	/* IORING_OP_BIND + setsockopt uring_cmd */
 
 	/* Provided buffer ring for receives. */
@@ -357,6 +362,70 @@ static int sync_bound_socket(struct uring_loop *u, uint32_t slot,
 	return ret;
 }
 
+/*
+ * Connect timeouts.  A linked timeout per connect costs an hrtimer armed and
+ * cancelled for every connection (about a tenth of the CPU a loopback
+ * connect takes).  Every connect of a loop gets the same timeout, so their
+ * deadlines come in order: a FIFO, checked before each wait, and the wait
+ * bounded by its head.  A connect still in progress at its deadline is
+ * cancelled and reported as -ETIMEDOUT.
+ */
+static int push_deadline(struct uring_loop *u, uint64_t at_ms, uint32_t slot)
+{
+	struct conn_deadline *d;
+
+	if (u->dl_len == u->dl_cap) {
+		uint32_t cap = u->dl_cap ? u->dl_cap * 2 : 256;
+
+		d = malloc(cap * sizeof(*d));
+		if (!d)
+			return -ENOMEM;
+		for (uint32_t i = 0; i < u->dl_len; i++)
+			d[i] = u->deadlines[(u->dl_head + i) % u->dl_cap];
+		free(u->deadlines);
+		u->deadlines = d;
+		u->dl_head = 0;
+		u->dl_cap = cap;
+	}
+	d = &u->deadlines[(u->dl_head + u->dl_len++) % u->dl_cap];
+	d->at_ms = at_ms;
+	d->slot = slot;
+	d->gen = u->slots[slot].gen;
+	return 0;
+}
+
+static int cancel_ud(struct uring_loop *u, uint64_t ud, unsigned flags);
+
+/* Returns ms until the next deadline, or -1 if none is pending. */
+static int64_t expire_connects(struct uring_loop *u)
+{
+	uint64_t now = loop_now_ms();
+	bool flushed = false;
+
+	while (u->dl_len) {
+		struct conn_deadline *d = &u->deadlines[u->dl_head];
+		struct uslot *s = &u->slots[d->slot];
+
+		if (d->at_ms > now)
+			return (int64_t)(d->at_ms - now);
+		if (s->gen == d->gen &&
+		    (s->flags & (S_CONNECTING | S_CLOSING)) == S_CONNECTING) {
+			/* Issue any connect still queued behind its socket,
+			 * so that the cancel finds it (see uring_close()). */
+			if (!flushed) {
+				io_uring_submit(&u->ring);
+				io_uring_get_events(&u->ring);
+				flushed = true;
+			}
+			s->flags |= S_TIMED_OUT;
+			cancel_ud(u, ud_make(UOP_CONNECT, s->gen, d->slot), 0);
+		}
+		u->dl_head = (u->dl_head + 1) % u->dl_cap;
+		u->dl_len--;
+	}
+	return -1;
+}
+
 static int uring_connect(struct loop *loop, const struct sockaddr *src,
 			 const struct sockaddr *dst, socklen_t len,
 			 unsigned timeout_ms, uint32_t tag)
@@ -372,16 +441,12 @@ static int uring_connect(struct loop *loop, const struct sockaddr *src,
 		return -EINVAL;
 	if (!u->nr_free)
 		return -ENFILE;
-	ret = reserve_sqes(u, 5);
+	ret = reserve_sqes(u, 4);
 	if (ret < 0)
 		return ret;
-	/* Timeouts are copied at submission; flush before changing ours. */
-	if (timeout_ms && timeout_ms != u->conn_timeout_ms) {
-		io_uring_submit(&u->ring);
-		u->conn_timeout_ms = timeout_ms;
-		u->conn_ts.tv_sec = timeout_ms / 1000;
-		u->conn_ts.tv_nsec = (long long)(timeout_ms % 1000) * 1000000;
-	}
+	if (timeout_ms && push_deadline(u, loop_now_ms() + timeout_ms,
+					u->free_slots[u->nr_free - 1]) < 0)
+		return -ENOMEM;
 
 	slot = u->free_slots[--u->nr_free];
 	s = &u->slots[slot];
@@ -431,13 +496,6 @@ static int uring_connect(struct loop *loop, const struct sockaddr *src,
 	sqe->flags |= IOSQE_FIXED_FILE;
 	io_uring_sqe_set_data64(sqe, ud_make(UOP_CONNECT, gen, slot));
 	s->inflight++;
-	if (timeout_ms) {
-		sqe->flags |= IOSQE_IO_LINK;
-		sqe = io_uring_get_sqe(&u->ring);
-		io_uring_prep_link_timeout(sqe, &u->conn_ts, 0);
-		io_uring_sqe_set_data64(sqe, ud_make(UOP_CONN_TIMEOUT, gen, slot));
-		s->inflight++;
-	}
 	return (int)slot;
 }
 
@@ -814,15 +872,6 @@ static void handle_cqe(struct uring_loop *u, const struct io_uring_cqe *cqe)
 		if (!s->inflight)
 			finish_connect(u, idx);
 		return;
-	case UOP_CONN_TIMEOUT:
-		if (stale)
-			return;
-		s->inflight--;
-		if (cqe->res == -ETIME)
-			s->flags |= S_TIMED_OUT;
-		if (!s->inflight)
-			finish_connect(u, idx);
-		return;
 	case UOP_CLOSE: {
 		bool silent;
 
@@ -846,19 +895,29 @@ static int uring_run(struct loop *loop)
 	while (!loop->stop) {
 		struct io_uring_cqe *cqe;
 		unsigned head, n = 0;
+		int64_t wait_ms;
+		bool batched;
 		int ret;
 
 		if (u->fatal)
 			return u->fatal;
-		if (loop->batch_nr > 1 && !u->rearmed) {
+		batched = loop->batch_nr > 1 && !u->rearmed;
+		wait_ms = batched ? (int64_t)loop->batch_ms : -1;
+		if (u->dl_len) {
+			int64_t until = expire_connects(u);
+
+			if (until >= 0 && (wait_ms < 0 || until < wait_ms))
+				wait_ms = until;
+		}
+		if (wait_ms >= 0) {
 			struct __kernel_timespec ts = {
-				.tv_sec = loop->batch_ms / 1000,
-				.tv_nsec = (long long)(loop->batch_ms % 1000) * 1000000,
+				.tv_sec = wait_ms / 1000,
+				.tv_nsec = (wait_ms % 1000) * 1000000,
 			};
 
 			ret = io_uring_submit_and_wait_timeout(&u->ring, &cqe,
-							       loop->batch_nr, &ts,
-							       NULL);
+							       batched ? loop->batch_nr : 1,
+							       &ts, NULL);
 		} else {
 			ret = io_uring_submit_and_wait(&u->ring, 1);
 		}
@@ -948,6 +1007,7 @@ static void uring_free(struct loop *loop)
 	free(u->free_slots);
 	free(u->conn_tag);
 	free(u->conn_err);
+	free(u->deadlines);
 	if (u->base.wake_fd >= 0)
 		close(u->base.wake_fd);
 	free(u);
