@@ -25,6 +25,11 @@ static const char usage[] =
 "                               0.0.0.0:10000)\n"
 "  -t, --idle-timeout SECONDS   close a connection silent this long (env\n"
 "                               INTERVAL; default 45; 0 never)\n"
+"      --recv-lowat BYTES       read a connection only once this many bytes\n"
+"                               wait (SO_RCVLOWAT; env RECVLOWAT; default 1).\n"
+"                               With 1-byte keepalives every K seconds a live\n"
+"                               connection is seen every BYTES x K seconds:\n"
+"                               keep that below --idle-timeout\n"
 "  -m, --max-connections N      accept at most N, refuse the rest (env\n"
 "                               MAXCONNECTIONS; default 1000000)\n"
 "  -s, --shards N               event loops (threads); 0 sizes them from\n"
@@ -45,12 +50,14 @@ static const char usage[] =
 
 enum {
 	OPT_CHECK_CONFIG = 256,
+	OPT_RECV_LOWAT,
 };
 
 static const struct option long_opts[] = {
 	{ "listen", required_argument, NULL, 'l' },
 	{ "idle-timeout", required_argument, NULL, 't' },
 	{ "max-connections", required_argument, NULL, 'm' },
+	{ "recv-lowat", required_argument, NULL, OPT_RECV_LOWAT },
 	{ "shards", required_argument, NULL, 's' },
 	{ "backend", required_argument, NULL, 'b' },
 	{ "name", required_argument, NULL, 'n' },
@@ -104,6 +111,8 @@ static int apply(void *arg, int c, const char *opt, const char *val,
 		cfg->max_connections_set = true;
 		return cfg_parse_u64(opt, val, 1, 1ull << 32, &cfg->max_connections,
 				     err);
+	case OPT_RECV_LOWAT:
+		return cfg_parse_uint(opt, val, 1, 65536, &cfg->recv_lowat, err);
 	case 's':
 		return cfg_parse_uint(opt, val, 0, 4096, &cfg->shards, err);
 	case 'b':
@@ -150,7 +159,7 @@ static void reset_list(void *arg, int c)
 
 static const struct cfg_env_var env_vars[] = {
 	{ "LISTEN", 'l' }, { "PORT", 'P' }, { "INTERVAL", 't' },
-	{ "MAXCONNECTIONS", 'm' }, { "SHARDS", 's' }, { "BACKEND", 'b' },
+	{ "MAXCONNECTIONS", 'm' }, { "RECVLOWAT", OPT_RECV_LOWAT }, { "SHARDS", 's' }, { "BACKEND", 'b' },
 	{ "NAME", 'n' }, { "REPORTURI", 'r' }, { "REPORTINTERVAL", 'i' },
 };
 
@@ -173,6 +182,7 @@ int server_config_parse(struct server_config *cfg, int argc, char **argv,
 
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->idle_timeout_s = 45;
+	cfg->recv_lowat = 1;
 	cfg->max_connections = 1000000;
 	cfg->report_interval_s = 10;
 	cfg->backend = LOOP_BACKEND_AUTO;
@@ -203,6 +213,7 @@ char *server_config_json(const struct server_config *cfg)
 	json_object_set_new(doc, "program", json_string("tcp-server"));
 	json_object_set_new(doc, "listen", listen);
 	json_object_set_new(doc, "idle_timeout_s", json_integer(cfg->idle_timeout_s));
+	json_object_set_new(doc, "recv_lowat", json_integer(cfg->recv_lowat));
 	json_object_set_new(doc, "max_connections",
 			    json_integer((json_int_t)cfg->max_connections));
 	json_object_set_new(doc, "shards", json_integer(cfg->shards));

@@ -428,6 +428,17 @@ static int open_listeners(struct server *srv)
 				return fd;
 			}
 			sh->listen_fds[i] = fd;
+			/* Accepted sockets inherit it from the listener. */
+			if (srv->cfg.recv_lowat > 1 &&
+			    setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT,
+				       &(int){ (int)srv->cfg.recv_lowat },
+				       sizeof(int)) < 0) {
+				int err = errno;
+
+				log_error("SO_RCVLOWAT %u: %s", srv->cfg.recv_lowat,
+					  strerror(err));
+				return -err;
+			}
 		}
 	}
 	return 0;
@@ -561,6 +572,11 @@ int main(int argc, char **argv)
 		 loop_backend_name(srv->backend), srv->nr_shards, srv->capacity,
 		 srv->shards[0].base.loop ? loop_features(srv->shards[0].base.loop) : "",
 		 srv->cfg.idle_timeout_s, srv->cfg.max_connections, nofile);
+	if (srv->cfg.recv_lowat > 1)
+		log_info("a connection is read once %u bytes wait: with 1-byte "
+			 "keepalives, clients must send at least every %u s to "
+			 "stay within the idle timeout", srv->cfg.recv_lowat,
+			 srv->cfg.idle_timeout_s / srv->cfg.recv_lowat);
 
 	ret = loop_run(srv->ctl.loop);
 	if (ret < 0) {

@@ -16,6 +16,7 @@ struct server_config {
 	struct net_addr listen[SERVER_MAX_LISTEN];
 	unsigned nr_listen;
 	unsigned idle_timeout_s;	/* 0: never */
+	unsigned recv_lowat;		/* SO_RCVLOWAT of accepted sockets */
 	uint64_t max_connections;
 	bool max_connections_set;	/* given, not the default */
 	unsigned shards;		/* 0: auto */
