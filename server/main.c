@@ -41,8 +41,8 @@
 #define LISTEN_BACKLOG		65535
 #define TICK_MS			1000
 #define SWEEP_MAX_TICKS		10
-#define BATCH_NR		64
-#define BATCH_MS		50
+#define BATCH_NR		256
+#define BATCH_MS		200
 
 enum slot_state {
 	SLOT_FREE = 0,
@@ -234,8 +234,8 @@ static void *shard_main(void *arg)
 	struct loop_config lc = {
 		.backend = srv->backend,
 		.capacity = srv->capacity,
-		.buf_count = 64,	/* keepalives are a byte; a few suffice */
-		.buf_size = 512,
+		.buf_count = 256,	/* keepalives are a byte; a few suffice */
+		.buf_size = 64,
 	};
 	const char *why = NULL;
 	unsigned sweep_ticks;
@@ -278,7 +278,9 @@ static void *shard_main(void *arg)
 		goto fail;
 	}
 	/* Keepalive reads need no low latency: wake for a batch of
-	 * completions, or every BATCH_MS, not for each one. */
+	 * completions, or every BATCH_MS, not for each one.  Accepts wait
+	 * as long (see loop_uring.c): the listen backlog holds them, and the
+	 * client sees its connection established before that. */
 	loop_set_batch(sh->base.loop, BATCH_NR, BATCH_MS);
 	shard_ready(&sh->base, 0, NULL);
 	err = loop_run(sh->base.loop);
