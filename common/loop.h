@@ -113,6 +113,9 @@ int loop_listen(struct loop *loop, int listen_fd, uint32_t tag);
  * 4-tuple).  Returns the slot it will use; LOOP_EV_CONNECT reports the
  * outcome.  A failed connect releases the slot by itself (no LOOP_EV_CLOSED).
  * timeout_ms 0 leaves it to the kernel.  -ENFILE: no free slot.
+ * Both backends check deadlines in the order the connects were made (a
+ * FIFO), so a loop's connects should share one timeout: a shorter one
+ * behind a longer one fires late.
  */
 int loop_connect(struct loop *loop, const struct sockaddr *src,
 		 const struct sockaddr *dst, socklen_t len,

@@ -795,6 +795,12 @@ static void handle_cqe(struct uring_loop *u, const struct io_uring_cqe *cqe)
 	case UOP_LISTEN_POLL:
 		if (!u->lazy_accept || u->base.stop)
 			return;
+		if (cqe->res < 0) {
+			/* The listener itself failed: say so, once. */
+			loop_emit(&u->base, LOOP_EV_ACCEPT, UINT32_MAX,
+				  u->listeners[idx].tag, cqe->res, NULL);
+			return;
+		}
 		if (!more)
 			arm_listener(u, idx);	/* re-arms the poll, accepts */
 		else if (u->listeners[idx].accepting)
