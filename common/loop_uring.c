@@ -129,6 +129,7 @@ struct uring_loop {
 	 * or, on kernels without IORING_ACCEPT_DONTWAIT, by a plain multishot
 	 * accept. */
 	bool lazy_accept;
+	bool dontwait_known;	/* an accept with it did not fail -EINVAL */
 
 	/* An ended multishot accept was re-armed: its next completion may be
 	 * due at once (a full table refuses one connection per arm), so the
@@ -225,29 +226,23 @@ static int arm_accept(struct uring_loop *u, unsigned idx)
 		return -EBUSY;
 	io_uring_prep_multishot_accept_direct(sqe, u->listeners[idx].fd, NULL,
 					      NULL, 0);
-	if (u->lazy_accept) {
+	if (u->lazy_accept)
 		sqe->ioprio |= IORING_ACCEPT_DONTWAIT;
-		u->listeners[idx].accepting = true;
-		u->listeners[idx].again = false;
-	}
+	u->listeners[idx].accepting = true;
+	u->listeners[idx].again = false;
 	io_uring_sqe_set_data64(sqe, ud_make(UOP_ACCEPT, 0, idx));
 	return 0;
 }
 
-static int arm_listener(struct uring_loop *u, unsigned idx)
+static int arm_listen_poll(struct uring_loop *u, unsigned idx)
 {
-	struct io_uring_sqe *sqe;
+	struct io_uring_sqe *sqe = get_sqe(u);
 
-	if (u->lazy_accept) {
-		sqe = get_sqe(u);
-		if (!sqe)
-			return -EBUSY;
-		io_uring_prep_poll_multishot(sqe, u->listeners[idx].fd, POLLIN);
-		io_uring_sqe_set_data64(sqe, ud_make(UOP_LISTEN_POLL, 0, idx));
-	}
-	/* Takes what is already queued; under lazy_accept it is also the
-	 * probe for IORING_ACCEPT_DONTWAIT (-EINVAL without it). */
-	return arm_accept(u, idx);
+	if (!sqe)
+		return -EBUSY;
+	io_uring_prep_poll_multishot(sqe, u->listeners[idx].fd, POLLIN);
+	io_uring_sqe_set_data64(sqe, ud_make(UOP_LISTEN_POLL, 0, idx));
+	return 0;
 }
 
 static int arm_recv(struct uring_loop *u, uint32_t slot)
@@ -335,7 +330,15 @@ static int uring_listen(struct loop *loop, int fd, uint32_t tag)
 	u->listeners[idx].fd = fd;
 	u->listeners[idx].tag = tag;
 	u->nr_listeners++;
-	return arm_listener(u, idx);
+	if (u->lazy_accept) {
+		int ret = arm_listen_poll(u, idx);
+
+		if (ret < 0)
+			return ret;
+	}
+	/* Takes what is already queued; under lazy_accept it is also the
+	 * probe for IORING_ACCEPT_DONTWAIT (-EINVAL without it). */
+	return arm_accept(u, idx);
 }
 
 /*
@@ -444,10 +447,6 @@ static int uring_connect(struct loop *loop, const struct sockaddr *src,
 	ret = reserve_sqes(u, 4);
 	if (ret < 0)
 		return ret;
-	if (timeout_ms && push_deadline(u, loop_now_ms() + timeout_ms,
-					u->free_slots[u->nr_free - 1]) < 0)
-		return -ENOMEM;
-
 	slot = u->free_slots[--u->nr_free];
 	s = &u->slots[slot];
 	gen = s->gen;
@@ -455,6 +454,10 @@ static int uring_connect(struct loop *loop, const struct sockaddr *src,
 	s->inflight = 0;
 	u->conn_tag[slot] = tag;
 	u->conn_err[slot] = 0;
+	if (timeout_ms && push_deadline(u, loop_now_ms() + timeout_ms, slot) < 0) {
+		release_slot(u, slot);
+		return -ENOMEM;
+	}
 
 	if (src && !u->async_bind) {
 		ret = sync_bound_socket(u, slot, src, len);
@@ -752,19 +755,22 @@ static void handle_accept(struct uring_loop *u,
 	}
 	if (!more) {
 		u->listeners[idx].accepting = false;
-		if (res == -EINVAL && u->lazy_accept) {
-			/* No IORING_ACCEPT_DONTWAIT (before 6.10): a plain
-			 * multishot accept for every listener from now on. */
+		if (res == -EINVAL && u->lazy_accept && !u->dontwait_known) {
+			/* No IORING_ACCEPT_DONTWAIT (before 6.10): plain
+			 * multishot accepts from now on.  Each listener's
+			 * first accept fails in turn and lands here. */
 			u->lazy_accept = false;
-			for (unsigned i = 0; i < u->nr_listeners; i++) {
-				cancel_ud(u, ud_make(UOP_LISTEN_POLL, 0, i), 0);
-				arm_accept(u, i);
-			}
+			cancel_ud(u, ud_make(UOP_LISTEN_POLL, 0, idx), 0);
+			arm_accept(u, idx);
 			return;
 		}
+		if (u->lazy_accept)
+			u->dontwait_known = true;
 		if (u->base.stop)
 			return;
-		if (res != -EAGAIN || u->listeners[idx].again) {
+		/* -EINVAL: the listener no longer listens (shut down). */
+		if (res != -EINVAL &&
+		    (res != -EAGAIN || u->listeners[idx].again)) {
 			/* An error ended it (a full table refuses one
 			 * connection per accept) or more came in: go on at
 			 * once, without sleeping for a batch. */
@@ -801,9 +807,11 @@ static void handle_cqe(struct uring_loop *u, const struct io_uring_cqe *cqe)
 				  u->listeners[idx].tag, cqe->res, NULL);
 			return;
 		}
+		if (cqe->res & POLLHUP)
+			return;		/* shut down: nothing more to accept */
 		if (!more)
-			arm_listener(u, idx);	/* re-arms the poll, accepts */
-		else if (u->listeners[idx].accepting)
+			arm_listen_poll(u, idx);
+		if (u->listeners[idx].accepting)
 			u->listeners[idx].again = true;
 		else
 			arm_accept(u, idx);
