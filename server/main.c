@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -124,6 +125,8 @@ static void on_accept(struct server_shard *sh, const struct loop_event *ev)
 	struct server *srv = sh->srv;
 
 	if (ev->res < 0) {
+		if (shard_set_stopping(&srv->set))
+			return;		/* the listeners were shut down */
 		if (ev->res == -ENFILE || ev->res == -EMFILE) {
 			COUNTER_INC(&sh->stats.refused_full);
 		} else {
@@ -588,6 +591,16 @@ int main(int argc, char **argv)
 	if (srv->ctl.shard_failed)
 		srv->exit_code = 1;
 out:
+	/* Stop listening first: a client that reconnects while the shards
+	 * close their connections is refused at once, not accepted by the
+	 * kernel into a backlog nobody will take from. */
+	for (unsigned i = 0; i < srv->nr_shards; i++) {
+		struct server_shard *sh = &srv->shards[i];
+
+		for (unsigned j = 0; sh->listen_fds && j < srv->cfg.nr_listen; j++)
+			if (sh->listen_fds[j] >= 0)
+				shutdown(sh->listen_fds[j], SHUT_RD);
+	}
 	shard_set_stop(&srv->set);
 	for (unsigned i = 0; i < srv->nr_shards; i++) {
 		struct server_shard *sh = &srv->shards[i];
