@@ -159,8 +159,9 @@ static void reset_list(void *arg, int c)
 
 static const struct cfg_env_var env_vars[] = {
 	{ "LISTEN", 'l' }, { "PORT", 'P' }, { "INTERVAL", 't' },
-	{ "MAXCONNECTIONS", 'm' }, { "RECVLOWAT", OPT_RECV_LOWAT }, { "SHARDS", 's' }, { "BACKEND", 'b' },
-	{ "NAME", 'n' }, { "REPORTURI", 'r' }, { "REPORTINTERVAL", 'i' },
+	{ "MAXCONNECTIONS", 'm' }, { "RECVLOWAT", OPT_RECV_LOWAT },
+	{ "SHARDS", 's' }, { "BACKEND", 'b' }, { "NAME", 'n' },
+	{ "REPORTURI", 'r' }, { "REPORTINTERVAL", 'i' },
 };
 
 static const struct cfg_spec spec = {

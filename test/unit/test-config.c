@@ -18,7 +18,7 @@
 static const char *const all_env[] = {
 	"LISTEN", "PORT", "INTERVAL", "MAXCONNECTIONS", "SHARDS", "BACKEND",
 	"NAME", "REPORTURI", "REPORTINTERVAL", "SERVER", "CLIENTCOUNT", "RATE",
-	"MAXINFLIGHT", "SOURCES", "CONNECTTIMEOUT", "DURATION",
+	"MAXINFLIGHT", "SOURCES", "CONNECTTIMEOUT", "DURATION", "RECVLOWAT",
 };
 
 static void clear_env(void)
@@ -44,6 +44,7 @@ static void test_server(void)
 	CHECK_EQ(cfg.nr_listen, 1);
 	CHECK_STR(addr(&cfg.listen[0]), "0.0.0.0:10000");
 	CHECK_EQ(cfg.idle_timeout_s, 45);
+	CHECK_EQ(cfg.recv_lowat, 1);
 	CHECK_EQ(cfg.report_interval_s, 10);
 	CHECK_EQ(cfg.backend, LOOP_BACKEND_AUTO);
 
@@ -52,7 +53,9 @@ static void test_server(void)
 	setenv("INTERVAL", "30", 1);
 	setenv("REPORTURI", "http://stats:8080/api/ServerStatistics", 1);
 	setenv("BACKEND", "epoll", 1);
+	setenv("RECVLOWAT", "3", 1);
 	CHECK_EQ(SERVER_PARSE(&cfg, &err, "--name", "a"), 0);
+	CHECK_EQ(cfg.recv_lowat, 3);
 	CHECK_STR(addr(&cfg.listen[0]), "0.0.0.0:5000");
 	CHECK_EQ(cfg.idle_timeout_s, 30);
 	CHECK_STR(cfg.report_url, "http://stats:8080/api/ServerStatistics");
@@ -76,6 +79,8 @@ static void test_server(void)
 	CHECK_EQ(SERVER_PARSE(&cfg, &err, "--idle-timeout", "-1"), -EINVAL);
 	CHECK_EQ(SERVER_PARSE(&cfg, &err, "--max-connections", "0"), -EINVAL);
 	CHECK_CONTAINS(err.msg, "out of range");
+	CHECK_EQ(SERVER_PARSE(&cfg, &err, "--recv-lowat", "0"), -EINVAL);
+	CHECK_CONTAINS(err.msg, "--recv-lowat");
 	CHECK_EQ(SERVER_PARSE(&cfg, &err, "--backend", "kqueue"), -EINVAL);
 	CHECK_CONTAINS(err.msg, "kqueue");
 	CHECK_EQ(SERVER_PARSE(&cfg, &err, "--report-url", "stats:8080"), -EINVAL);
