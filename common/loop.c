@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <time.h>
@@ -202,4 +203,32 @@ uint64_t loop_now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+int vec_push(struct vec *v, const void *item)
+{
+	if (v->len == v->cap) {
+		size_t cap = v->cap ? v->cap * 2 : 64;
+		char *items = malloc(cap * v->size);
+
+		if (!items)
+			return -ENOMEM;
+		/* Unwrap the ring into the new array. */
+		for (size_t i = 0; i < v->len; i++)
+			memcpy(items + i * v->size, vec_at(v, i), v->size);
+		free(v->items);
+		v->items = items;
+		v->head = 0;
+		v->cap = cap;
+	}
+	memcpy(vec_at(v, v->len), item, v->size);
+	v->len++;
+	return 0;
+}
+
+void vec_pop(struct vec *v, void *item)
+{
+	memcpy(item, vec_at(v, 0), v->size);
+	v->head = (v->head + 1) % v->cap;
+	v->len--;
 }

@@ -113,12 +113,6 @@ struct epoll_poll {
 	bool active;
 };
 
-/* A growable FIFO or list of fixed-size items. */
-struct vec {
-	void *items;
-	size_t head, len, cap, size;
-};
-
 struct epoll_loop {
 	struct loop base;
 	int epfd;
@@ -154,39 +148,6 @@ static inline struct epoll_loop *to_epoll(struct loop *loop)
 static inline uint64_t data_make(enum ekind kind, uint32_t gen, uint32_t idx)
 {
 	return (uint64_t)kind << 56 | (uint64_t)(gen & GEN_MASK) << 32 | idx;
-}
-
-static inline void *vec_at(struct vec *v, size_t i)
-{
-	return (char *)v->items + ((v->head + i) % v->cap) * v->size;
-}
-
-static int vec_push(struct vec *v, const void *item)
-{
-	if (v->len == v->cap) {
-		size_t cap = v->cap ? v->cap * 2 : 64;
-		char *items = malloc(cap * v->size);
-
-		if (!items)
-			return -ENOMEM;
-		/* Unwrap the ring into the new array. */
-		for (size_t i = 0; i < v->len; i++)
-			memcpy(items + i * v->size, vec_at(v, i), v->size);
-		free(v->items);
-		v->items = items;
-		v->head = 0;
-		v->cap = cap;
-	}
-	memcpy(vec_at(v, v->len), item, v->size);
-	v->len++;
-	return 0;
-}
-
-static void vec_pop(struct vec *v, void *item)
-{
-	memcpy(item, vec_at(v, 0), v->size);
-	v->head = (v->head + 1) % v->cap;
-	v->len--;
 }
 
 /* Makes the epoll registration of slot match what its state needs. */

@@ -3,6 +3,8 @@
 #ifndef RINGHOLD_LOOP_INTERNAL_H
 #define RINGHOLD_LOOP_INTERNAL_H
 
+#include <stddef.h>
+
 #include "loop.h"
 
 struct loop_ops {
@@ -45,6 +47,22 @@ static inline void loop_emit(struct loop *loop, enum loop_ev_type type,
 
 	loop->cb(loop, &ev, loop->arg);
 }
+
+/* A growable FIFO or list of fixed-size items (set size before use). */
+struct vec {
+	void *items;
+	size_t head, len, cap, size;
+};
+
+static inline void *vec_at(struct vec *v, size_t i)
+{
+	return (char *)v->items + ((v->head + i) % v->cap) * v->size;
+}
+
+/* 0, or -ENOMEM. */
+int vec_push(struct vec *v, const void *item);
+/* Takes the oldest item; v must not be empty. */
+void vec_pop(struct vec *v, void *item);
 
 /* Both return NULL and set *err / *why on failure. */
 struct loop *loop_uring_new(const struct loop_config *cfg, int *err,

@@ -108,8 +108,7 @@ struct uring_loop {
 	uint32_t nr_free;
 	uint32_t *conn_tag;
 	int16_t *conn_err;
-	struct conn_deadline *deadlines;	/* FIFO, see expire_connects() */
-	uint32_t dl_head, dl_len, dl_cap;
+	struct vec deadlines;	/* struct conn_deadline, see expire_connects() */
 	bool async_bind;	/* IORING_OP_BIND + setsockopt uring_cmd */
 
 	/* Provided buffer ring for receives. */
@@ -373,58 +372,26 @@ static int sync_bound_socket(struct uring_loop *u, uint32_t slot,
  * bounded by its head.  A connect still in progress at its deadline is
  * cancelled and reported as -ETIMEDOUT.
  */
-static int push_deadline(struct uring_loop *u, uint64_t at_ms, uint32_t slot)
-{
-	struct conn_deadline *d;
-
-	if (u->dl_len == u->dl_cap) {
-		uint32_t cap = u->dl_cap ? u->dl_cap * 2 : 256;
-
-		d = malloc(cap * sizeof(*d));
-		if (!d)
-			return -ENOMEM;
-		for (uint32_t i = 0; i < u->dl_len; i++)
-			d[i] = u->deadlines[(u->dl_head + i) % u->dl_cap];
-		free(u->deadlines);
-		u->deadlines = d;
-		u->dl_head = 0;
-		u->dl_cap = cap;
-	}
-	d = &u->deadlines[(u->dl_head + u->dl_len++) % u->dl_cap];
-	d->at_ms = at_ms;
-	d->slot = slot;
-	d->gen = u->slots[slot].gen;
-	return 0;
-}
-
-static int cancel_ud(struct uring_loop *u, uint64_t ud, unsigned flags);
+static int cancel_connect(struct uring_loop *u, uint32_t slot);
 
 /* Returns ms until the next deadline, or -1 if none is pending. */
 static int64_t expire_connects(struct uring_loop *u)
 {
 	uint64_t now = loop_now_ms();
-	bool flushed = false;
 
-	while (u->dl_len) {
-		struct conn_deadline *d = &u->deadlines[u->dl_head];
+	while (u->deadlines.len) {
+		struct conn_deadline *d = vec_at(&u->deadlines, 0);
+		struct conn_deadline cur;
 		struct uslot *s = &u->slots[d->slot];
 
 		if (d->at_ms > now)
 			return (int64_t)(d->at_ms - now);
-		if (s->gen == d->gen &&
+		vec_pop(&u->deadlines, &cur);
+		if (s->gen == cur.gen &&
 		    (s->flags & (S_CONNECTING | S_CLOSING)) == S_CONNECTING) {
-			/* Issue any connect still queued behind its socket,
-			 * so that the cancel finds it (see uring_close()). */
-			if (!flushed) {
-				io_uring_submit(&u->ring);
-				io_uring_get_events(&u->ring);
-				flushed = true;
-			}
 			s->flags |= S_TIMED_OUT;
-			cancel_ud(u, ud_make(UOP_CONNECT, s->gen, d->slot), 0);
+			cancel_connect(u, cur.slot);
 		}
-		u->dl_head = (u->dl_head + 1) % u->dl_cap;
-		u->dl_len--;
 	}
 	return -1;
 }
@@ -454,9 +421,15 @@ static int uring_connect(struct loop *loop, const struct sockaddr *src,
 	s->inflight = 0;
 	u->conn_tag[slot] = tag;
 	u->conn_err[slot] = 0;
-	if (timeout_ms && push_deadline(u, loop_now_ms() + timeout_ms, slot) < 0) {
-		release_slot(u, slot);
-		return -ENOMEM;
+	if (timeout_ms) {
+		struct conn_deadline d = {
+			.at_ms = loop_now_ms() + timeout_ms, .slot = slot, .gen = gen,
+		};
+
+		if (vec_push(&u->deadlines, &d) < 0) {
+			release_slot(u, slot);
+			return -ENOMEM;
+		}
 	}
 
 	if (src && !u->async_bind) {
@@ -552,6 +525,17 @@ static int cancel_ud(struct uring_loop *u, uint64_t ud, unsigned flags)
 	return 0;
 }
 
+static int cancel_connect(struct uring_loop *u, uint32_t slot)
+{
+	/* A connect linked behind its socket is only issued when task work
+	 * runs (DEFER_TASKRUN: at the next wait); until then a cancel finds
+	 * nothing and the connect would go on.  Run it now so the cancel
+	 * catches it. */
+	io_uring_submit(&u->ring);
+	io_uring_get_events(&u->ring);
+	return cancel_ud(u, ud_make(UOP_CONNECT, u->slots[slot].gen, slot), 0);
+}
+
 static int uring_close(struct loop *loop, uint32_t slot)
 {
 	struct uring_loop *u = to_uring(loop);
@@ -568,13 +552,7 @@ static int uring_close(struct loop *loop, uint32_t slot)
 	 * send, a connect in progress) is cancelled; their CQEs drive the
 	 * close. */
 	if (s->flags & S_CONNECTING) {
-		/* A connect linked behind its socket is only issued when task
-		 * work runs (DEFER_TASKRUN: at the next wait); until then a
-		 * cancel finds nothing and a connect without timeout would
-		 * hang on.  Run it now so the cancel below catches it. */
-		io_uring_submit(&u->ring);
-		io_uring_get_events(&u->ring);
-		ret = cancel_ud(u, ud_make(UOP_CONNECT, s->gen, slot), 0);
+		ret = cancel_connect(u, slot);
 	} else if (s->inflight) {
 		others = s->inflight - ((s->flags & S_RECV) ? 1 : 0);
 		if (s->flags & S_RECV)
@@ -917,7 +895,7 @@ static int uring_run(struct loop *loop)
 			return u->fatal;
 		batched = loop->batch_nr > 1 && !u->rearmed;
 		wait_ms = batched ? (int64_t)loop->batch_ms : -1;
-		if (u->dl_len) {
+		if (u->deadlines.len) {
 			int64_t until = expire_connects(u);
 
 			if (until >= 0 && (wait_ms < 0 || until < wait_ms))
@@ -1021,7 +999,7 @@ static void uring_free(struct loop *loop)
 	free(u->free_slots);
 	free(u->conn_tag);
 	free(u->conn_err);
-	free(u->deadlines);
+	free(u->deadlines.items);
 	if (u->base.wake_fd >= 0)
 		close(u->base.wake_fd);
 	free(u);
@@ -1137,6 +1115,7 @@ struct loop *loop_uring_new(const struct loop_config *cfg, int *err,
 	u->base.backend = LOOP_BACKEND_URING;
 	u->base.wake_fd = -1;
 	u->lazy_accept = true;
+	u->deadlines.size = sizeof(struct conn_deadline);
 
 	ret = ring_init(&u->ring, &mode);
 	if (ret < 0) {
