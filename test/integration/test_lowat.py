@@ -55,9 +55,10 @@ def body(args, procs):
     check(client.stop() == 0, "client exits 0")
     wait_for("old connections gone", lambda: established(PORT) == 0, 10)
 
-    # Reads every 3 s do not fit in a 2 s idle timeout: dropped as silent,
-    # although the client sends every second.
-    server, client = start(args, procs, 2)
+    # Reads every 3 s do not fit in a 1 s idle timeout (the server closes
+    # after 2 whole seconds of silence; 2 s, as the period, would race the
+    # read): dropped as silent, although the client sends every second.
+    server, client = start(args, procs, 1)
     wait_for("the server to drop connections it does not read in time",
              lambda: "closed in the last second" in server.output() and
              established(PORT) < N, 15)
